@@ -1,0 +1,151 @@
+"""
+Synthetic tasks whose best possible result is known exactly.
+
+A real corpus never tells you how good a loss is. These tasks do: MarkovLanguage
+knows the lowest cross-entropy any model can reach, and ABeforeB has chance 50%
+and a perfect score of 100%. A model that stalls far from those numbers has a bug,
+not a data problem. Nothing is downloaded and nothing touches global random
+state: every draw takes an explicit torch.Generator, so runs are reproducible.
+"""
+
+import math
+
+import torch
+
+__all__ = ["seeded", "MarkovLanguage", "ABeforeB"]
+
+
+def seeded(seed):
+    """A fresh CPU generator; pass it to every sampling call."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _entropy(p):
+    """Entropy in nats along the last dim, with 0 log 0 = 0."""
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+class MarkovLanguage:
+    """
+    A lag-k Markov chain "language": token x_t depends only on x_{t-lag}.
+
+    With lag >= 2 the previous token says nothing, so a model must attend to the
+    right relative position to beat the unigram loss; a broken positional
+    encoding or causal mask shows up as a loss stuck near unigram_entropy.
+    Each token has n_successors possible next tokens with Dirichlet(1) weights;
+    one of them is always (i+1) % V, which makes the chain irreducible and the
+    stationary distribution unique.
+    """
+
+    def __init__(self, vocab_size=32, n_successors=4, lag=2, seq_len=64, seed=0):
+        assert 1 <= n_successors <= vocab_size and lag >= 1 and seq_len >= 1
+        self.vocab_size, self.n_successors = vocab_size, n_successors
+        self.lag, self.seq_len, self.seed = lag, seq_len, seed
+        V, g = vocab_size, seeded(seed)
+        # successors: (i+1) % V is forced to the top, the rest are a random choice
+        scores = torch.rand(V, V, generator=g, dtype=torch.float64)  # (V, V)
+        scores[torch.arange(V), (torch.arange(V) + 1) % V] = 2.0
+        succ = scores.topk(n_successors, dim=1).indices  # (V, n_successors)
+        # Dirichlet(1) weights = normalised Exp(1) draws
+        w = torch.empty(V, n_successors, dtype=torch.float64).exponential_(generator=g)
+        w = w.clamp_min(torch.finfo(torch.float64).tiny)
+        P = torch.zeros(V, V, dtype=torch.float64).scatter_(1, succ, w / w.sum(1, keepdim=True))
+        self.transition = P  # (V, V), row i = distribution of x_t given x_{t-lag} = i
+        # stationary pi solves pi P = pi, sum(pi) = 1; swap one redundant equation for the sum
+        A = P.T - torch.eye(V, dtype=torch.float64)
+        A[-1] = 1.0
+        b = torch.zeros(V, dtype=torch.float64)
+        b[-1] = 1.0
+        pi = torch.linalg.solve(A, b)  # (V,)
+        assert (pi > 0).all() and torch.allclose(pi @ P, pi, atol=1e-12)
+        self.stationary = pi
+
+    @property
+    def unigram_entropy(self):
+        """H(pi): best loss without context, nats per token."""
+        return _entropy(self.stationary).item()
+
+    @property
+    def conditional_entropy(self):
+        """H(x_t | x_{t-lag}) = sum_i pi_i H(P_i): best loss with the right context."""
+        return (self.stationary * _entropy(self.transition)).sum().item()
+
+    def _n_unigram_targets(self, seq_len):
+        # targets are x_1..x_T; those with t < lag have no x_{t-lag} to condition on
+        return min(self.lag - 1, seq_len)
+
+    @property
+    def entropy_floor(self):
+        """Expected loss of the true model, averaged over the seq_len predicted positions."""
+        T, k = self.seq_len, self._n_unigram_targets(self.seq_len)
+        return (k * self.unigram_entropy + (T - k) * self.conditional_entropy) / T
+
+    def sample(self, n, generator):
+        """n independent sequences, (n, seq_len + 1): the first lag tokens ~ pi, then the chain."""
+        L = self.seq_len + 1
+        seq = torch.empty(n, L, dtype=torch.long)
+        k = min(self.lag, L)
+        seq[:, :k] = torch.multinomial(self.stationary, n * k, replacement=True,
+                                       generator=generator).view(n, k)
+        for t in range(k, L):
+            probs = self.transition[seq[:, t - self.lag]]  # (n, V)
+            seq[:, t] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        return seq
+
+    def batch(self, batch_size, generator):
+        """Inputs and next-token targets, both (batch_size, seq_len)."""
+        seq = self.sample(batch_size, generator)
+        return seq[:, :-1], seq[:, 1:]
+
+    def nll(self, seq):
+        """
+        Exact average negative log-likelihood (nats per predicted token) of seq, a
+        LongTensor (n, L + 1), under the true model; inf if seq is impossible.
+        Averaged like entropy_floor, so a model's loss on seq compares to it directly.
+        """
+        assert seq.dim() == 2 and seq.size(1) >= 2
+        k = self._n_unigram_targets(seq.size(1) - 1)
+        logp_uni = self.stationary.log()[seq[:, 1:1 + k]]  # (n, k)
+        logp_cond = self.transition.log()[seq[:, :-self.lag], seq[:, self.lag:]]  # (n, L + 1 - lag)
+        total = logp_uni.sum() + logp_cond.sum()
+        return (-total / (seq.size(0) * (seq.size(1) - 1))).item()
+
+    def __repr__(self):
+        return (f"MarkovLanguage(vocab_size={self.vocab_size}, n_successors={self.n_successors}, "
+                f"lag={self.lag}, seq_len={self.seq_len}, seed={self.seed}, "
+                f"floor={self.entropy_floor:.3f}, unigram={self.unigram_entropy:.3f}, "
+                f"ln V={math.log(self.vocab_size):.3f} nats)")
+
+
+class ABeforeB:
+    """
+    Binary classification: does token A come before token B?
+
+    A and B appear exactly once each, at two distinct uniform positions; every
+    other position is a filler token from 2..V-1. The bag of tokens is the same
+    for both labels, so only order carries information: a model without working
+    positions (or with a leaky/broken mask in a causal classifier) is stuck at 50%.
+    """
+
+    A, B = 0, 1
+    chance_accuracy = 0.5
+    best_accuracy = 1.0
+
+    def __init__(self, vocab_size=16, seq_len=32, seed=0):
+        assert vocab_size >= 3 and seq_len >= 2
+        # the task has no random parameters; seed is kept for a signature like MarkovLanguage's
+        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+
+    def batch(self, batch_size, generator):
+        """x (batch_size, seq_len) tokens, y (batch_size,) with 1 iff A precedes B."""
+        x = torch.randint(2, self.vocab_size, (batch_size, self.seq_len), generator=generator)
+        # (a, b) uniform over ordered pairs of distinct positions, so P(a < b) = 1/2 exactly
+        a = torch.randint(0, self.seq_len, (batch_size,), generator=generator)
+        b = (a + torch.randint(1, self.seq_len, (batch_size,), generator=generator)) % self.seq_len
+        rows = torch.arange(batch_size)
+        x[rows, a], x[rows, b] = self.A, self.B
+        y = (a < b).long()
+        return x, y
+
+    def __repr__(self):
+        return f"ABeforeB(vocab_size={self.vocab_size}, seq_len={self.seq_len}, A={self.A}, B={self.B})"
