@@ -1,0 +1,143 @@
+"""Grade every build of every notebook with real nbgrader, and check the course invariants.
+
+For an assignment with bugs b1..bn, these "students" are autograded on a throwaway copy
+of the course:
+  solution        the author's answers, no bug          -> full marks on every test cell
+  release         the untouched student release         -> 0 on every test cell tied to a bug
+  only-<b>        the solution with bug b planted       -> fails exactly b's caught_by cells
+  fixed-<b>       the release with only bug b fixed     -> passes a cell linked to b alone
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from .builds import as_submission, bug_ids, copy_course, nbgrader, read_source
+from .catalog import Catalog, grade_id, is_test_cell
+
+__all__ = ["Matrix", "grade_builds", "bug_matrix"]
+
+
+@dataclass
+class Matrix:
+    """Pass/fail of each hidden test cell, per build, for one assignment."""
+    assignment: str
+    cells: list[str]                                        # autograded test cells, in order
+    results: dict[str, dict[str, bool]] = field(default_factory=dict)  # build -> cell -> passed
+
+
+def _students(bugs: list[str]) -> dict[str, tuple[set[str], bool]]:
+    """build name -> (planted bugs, only_bug_cells)."""
+    everything = set(bugs)
+    builds = {"solution": (set(), False)}
+    for bug in bugs:
+        builds[f"only-{bug}"] = ({bug}, False)
+        builds[f"fixed-{bug}"] = (everything - {bug}, True)
+    return builds
+
+
+def grade_builds(root: Path, assignment: str, workdir: Path) -> Matrix:
+    """Release the assignment in a copy of the course, submit every build, autograde them all."""
+    course = copy_course(root, workdir / "course")
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    source_path, source = read_source(course, assignment)
+    release_path = course / "release" / assignment / source_path.name
+    release = nbformat.read(release_path, as_version=4)
+    bugs = sorted(bug_ids(source, source_path))
+    builds = {name: as_submission(release, source, source_path, planted, only_bug_cells)
+              for name, (planted, only_bug_cells) in _students(bugs).items()}
+    builds["release"] = release
+    for name, nb in builds.items():
+        target = course / "submitted" / name / assignment / source_path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+    nbgrader(course, "autograde", assignment, "--force")
+    cells = [grade_id(c) for c in source.cells if is_test_cell(c)]
+    matrix = Matrix(assignment, cells)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for name in builds:
+            nb_record = gb.find_submission_notebook(source_path.stem, assignment, name)
+            grades = {g.name: g for g in nb_record.grades}
+            matrix.results[name] = {c: grades[c].score == grades[c].max_score for c in cells}
+    return matrix
+
+
+def check(matrix: Matrix, catalog: Catalog) -> dict:
+    """The invariants, per bug and for the whole notebook."""
+    bugs = catalog.for_notebook(matrix.assignment)
+    linked = {c: {b.id for b in bugs if c in b.caught_by} for c in matrix.cells}
+    report = {"assignment": matrix.assignment, "cells": matrix.cells, "results": matrix.results,
+              "bugs": {}}
+    solution = matrix.results["solution"]
+    release = matrix.results["release"]
+    report["fixes_pass"] = all(solution.values())
+    report["release_zero"] = all(not release[c] for c in matrix.cells if linked[c])
+    for bug in bugs:
+        failing = {c for c, ok in matrix.results[f"only-{bug.id}"].items() if not ok}
+        alone = [c for c in bug.caught_by if linked[c] == {bug.id}]
+        report["bugs"][bug.id] = {
+            "failing": sorted(failing),
+            "caught_by": list(bug.caught_by),
+            "caught": bool(failing) and failing == set(bug.caught_by),
+            "isolated": any(matrix.results[f"fixed-{bug.id}"][c] for c in alone),
+        }
+    return report
+
+
+def bug_matrix(root: Path, assignments: list[str] | None = None, keep: Path | None = None) -> list[dict]:
+    catalog = Catalog.load(root)
+    catalog.check()
+    reports = []
+    for assignment in assignments or catalog.assignments:
+        if not catalog.for_notebook(assignment):
+            continue
+        workdir = Path(tempfile.mkdtemp(prefix=f"bugs-{assignment}-"))
+        try:
+            reports.append(check(grade_builds(root, assignment, workdir), catalog))
+        finally:
+            if keep is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+    return reports
+
+
+def summary(reports: list[dict]) -> tuple[str, bool]:
+    """A table per assignment, then one line: bugs, caught, isolated, fixes pass."""
+    lines, n, caught, isolated = [], 0, 0, 0
+    fixes = release_zero = True
+    for r in reports:
+        cells = r["cells"]
+        lines.append(f"\n{r['assignment']}: rows are builds graded by nbgrader, columns hidden test cells "
+                     f"(. pass, X fail)")
+        for i, c in enumerate(cells):
+            lines.append(f"  [{i}] {c}")
+        width = max(len(b) for b in r["results"]) + 2
+        lines.append(" " * width + " ".join(f"[{i}]" for i in range(len(cells))) + "  caught isolated")
+        for build, res in r["results"].items():
+            row = build.ljust(width) + " ".join(f" {'.' if res[c] else 'X'} " for c in cells)
+            bug = build.removeprefix("only-")
+            if build.startswith("only-"):
+                b = r["bugs"][bug]
+                row += f"  {'yes' if b['caught'] else 'NO':6} {'yes' if b['isolated'] else 'NO'}"
+                if not b["caught"]:
+                    row += f"   fails {b['failing']}, catalog says {b['caught_by']}"
+            lines.append(row)
+        n += len(r["bugs"])
+        caught += sum(b["caught"] for b in r["bugs"].values())
+        isolated += sum(b["isolated"] for b in r["bugs"].values())
+        fixes = fixes and r["fixes_pass"]
+        release_zero = release_zero and r["release_zero"]
+    ok = caught == isolated == n and fixes and release_zero
+    lines.append(f"untouched release scores 0 on every bug's tests: {'yes' if release_zero else 'NO'}")
+    lines.append(f"bugs: {n}, caught: {caught}, isolated: {isolated}, fixes pass: {'yes' if fixes else 'no'}")
+    return "\n".join(lines), ok
+
+
+def write_json(reports: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(reports, indent=2) + "\n")

@@ -1,0 +1,55 @@
+"""The nbgrader preprocessor that releases buggy code instead of stubs.
+
+nbgrader's ClearSolutions replaces every solution region with `raise NotImplementedError()`.
+A debugging course wants the opposite for planted bugs: the student receives the broken
+code to repair. `ReleaseBugs` swaps each fix/bug pair for the bug, then lets
+ClearSolutions stub out the remaining, ordinary solution regions (the student's own test,
+the defect report). nbgrader computes cell checksums after this step, so an untouched
+buggy cell counts as "no response", as an untouched stub would.
+
+nbgrader_config.py puts this class where ClearSolutions was in
+GenerateAssignment.preprocessors.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbgrader import utils
+from nbgrader.preprocessors import ClearSolutions
+
+from . import markers
+from .catalog import Catalog, find_course_root
+
+__all__ = ["ReleaseBugs"]
+
+
+class ReleaseBugs(ClearSolutions):
+    """ClearSolutions that shows each planted bug in place of its fix."""
+
+    def preprocess(self, nb, resources):
+        meta = resources.get("metadata", {})
+        self._notebook = Path(meta.get("path", ".")) / f"{meta.get('name', 'notebook')}.ipynb"
+        assignment = self._notebook.parent.name
+        self._catalog = Catalog.load(find_course_root(self._notebook))
+        known = {bug.id for bug in self._catalog.bugs if bug.notebook == assignment}
+        for index, cell in enumerate(nb.cells):
+            where = f"{self._notebook}, cell {index + 1}"
+            for bug_id in markers.parse(cell.source, where).bug_ids:
+                if bug_id not in known:
+                    raise markers.MarkerError(
+                        f"bug {bug_id!r} is not in the catalog for {assignment!r} "
+                        f"(known: {', '.join(sorted(known)) or 'none'})", where=where)
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        where = f"{self._notebook}, cell {cell_index + 1}"
+        parsed = markers.parse(cell.source, where)
+        if not parsed.pairs:
+            return super().preprocess_cell(cell, resources, cell_index)
+        if not utils.is_solution(cell):
+            raise markers.MarkerError("a planted bug sits in a cell that is not an nbgrader "
+                                      "solution cell, so a student could not edit it", where=where)
+        cell.source = markers.plant(cell.source, set(parsed.bug_ids), where)
+        # Ordinary solution regions left in the same cell still become stubs.
+        self._replace_solution_region(cell, resources["language"])
+        return cell, resources

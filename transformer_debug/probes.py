@@ -1,0 +1,95 @@
+"""Diagnostic probes: small experiments that tell you where a bug is, not how to fix it.
+
+Each probe takes the code under study as an argument and returns numbers; plots.py
+draws them. None of them edits the model or reads notebook globals.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .tasks import seeded
+
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums"]
+
+
+@torch.no_grad()
+def causality_leak(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                   vocab_size: int | None = None, seed: int = 0) -> torch.Tensor:
+    """How much each position's output moves when only *later* inputs change.
+
+    x: (B, T, C) floats, or (B, T) token ids with `vocab_size` given. Returns (T,):
+    leak[t] = max |fn(x)[:, t] - fn(x')[:, t]| where x' differs from x only after t.
+    A causal model gives exactly zeros; anything else reads the future.
+    """
+    g = seeded(seed)
+    y = fn(x)
+    T = x.size(1)
+    leak = torch.zeros(T)
+    for t in range(T - 1):
+        x2 = x.clone()
+        if x.dtype.is_floating_point:
+            x2[:, t + 1:] = torch.randn(x2[:, t + 1:].shape, generator=g).to(x2)
+        else:
+            assert vocab_size, "token inputs need vocab_size to draw replacement tokens"
+            x2[:, t + 1:] = torch.randint(vocab_size, x2[:, t + 1:].shape, generator=g).to(x2)
+        leak[t] = (fn(x2)[:, t] - y[:, t]).abs().max()
+    return leak
+
+
+def row_sums(weights: torch.Tensor) -> torch.Tensor:
+    """(..., T, T) -> (..., T): how much attention each query hands out (should be 1)."""
+    return weights.sum(-1)
+
+
+def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """(..., T, T) -> (T,): mean entropy (nats) of each query's attention over keys.
+
+    Query t of a causal model can spread over t + 1 keys, so the most it can have is
+    log(t + 1). Entropy near zero at initialisation means the softmax is saturated.
+    """
+    ent = -torch.special.xlogy(weights, weights).sum(-1)
+    return ent.reshape(-1, weights.size(-2)).mean(0)
+
+
+def lagged_heads(n_heads: int = 4, d_head: int = 16, seq_len: int = 12, logit: float = 3.0):
+    """Queries and keys wired so that head h of token t looks back h + 1 tokens.
+
+    Keys are orthonormal vectors u_t; head h's query at t is c * u_{t-1-h}, so its
+    scaled score is `logit` on key t-1-h and 0 elsewhere. Returns the inputs twice:
+      q, k:             (1, T, C) with head h of token t in columns h*D:(h+1)*D
+      q_heads, k_heads: (1, H, T, D) the same numbers, one head per slice
+    Both layouts are filled element by element from that definition.
+    """
+    assert seq_len <= d_head, "orthonormal keys need seq_len <= d_head"
+    H, D, T = n_heads, d_head, seq_len
+    u = torch.linalg.qr(torch.randn(D, D, generator=seeded(0)))[0][:T]  # (T, D) orthonormal rows
+    c = logit * math.sqrt(D)  # the scale undoes the 1/sqrt(D) of attention
+    q_heads, k_heads = torch.zeros(1, H, T, D), torch.zeros(1, H, T, D)
+    q, k = torch.zeros(1, T, H * D), torch.zeros(1, T, H * D)
+    for h in range(H):
+        for t in range(T):
+            k_heads[0, h, t] = k[0, t, h * D:(h + 1) * D] = u[t]
+            if t - 1 - h >= 0:
+                q_heads[0, h, t] = q[0, t, h * D:(h + 1) * D] = c * u[t - 1 - h]
+    return q, k, q_heads, k_heads
+
+
+@torch.no_grad()
+def attention_maps(split_heads, scores, weights, n_heads: int = 4, d_head: int = 16,
+                   seq_len: int = 12) -> dict[str, torch.Tensor]:
+    """Attention weights on the lagged_heads inputs: yours against torch's.
+
+    split_heads, scores, weights: your (B, T, C) -> (B, H, T, D), (q, k) -> scores and
+    scores -> causal softmax. Returns {"yours": (H, T, T), "torch": (H, T, T)}; torch's
+    comes from F.scaled_dot_product_attention with the identity as values, which
+    returns the attention weights themselves.
+    """
+    q, k, q_heads, k_heads = lagged_heads(n_heads, d_head, seq_len)
+    yours = weights(scores(split_heads(q), split_heads(k)))[0]
+    eye = torch.eye(seq_len).expand(1, n_heads, seq_len, seq_len)
+    ref = F.scaled_dot_product_attention(q_heads, k_heads, eye, is_causal=True)[0]
+    return {"yours": yours, "torch": ref}
