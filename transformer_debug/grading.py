@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["time_limit", "TestTimeout", "assert_close", "implementations", "grade_student_test"]
+__all__ = ["time_limit", "TimeLimitExceeded", "assert_close", "implementations", "grade_student_test"]
 
 
-class TestTimeout(AssertionError):
+class TimeLimitExceeded(AssertionError):
     pass
 
 
@@ -32,7 +32,7 @@ def time_limit(seconds: int = 10, what: str = "this test"):
         return
 
     def expired(signum, frame):
-        raise TestTimeout(f"{what} took longer than {seconds} s: look for a loop that never ends "
+        raise TimeLimitExceeded(f"{what} took longer than {seconds} s: look for a loop that never ends "
                           f"or work that grows much faster than the input")
 
     previous = signal.signal(signal.SIGALRM, expired)
@@ -95,7 +95,7 @@ def grade_student_test(test_fn, assignment: str, cell: str, seconds: int = 20) -
     try:
         with time_limit(seconds, "your test on a correct implementation"):
             test_fn(variants.pop(None))
-    except TestTimeout:
+    except TimeLimitExceeded:
         raise
     except Exception as err:  # noqa: BLE001 (any failure of the student's test counts)
         raise AssertionError(f"your test fails on a correct implementation ({type(err).__name__}: "

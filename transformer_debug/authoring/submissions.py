@@ -6,7 +6,6 @@ Submissions are never modified or deleted.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
@@ -25,7 +24,7 @@ def problems_with(path: Path, expected: set[str]) -> list[str]:
         try:
             nb = nbformat.read(path / name, as_version=4)
             nbformat.validate(nb)
-        except (json.JSONDecodeError, nbformat.ValidationError, UnicodeDecodeError, KeyError) as err:
+        except (ValueError, nbformat.ValidationError, KeyError, AttributeError) as err:  # NotJSONError is a ValueError
             problems.append(f"{path / name}: not a valid notebook ({type(err).__name__}: {str(err)[:200]})")
             continue
         ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells]

@@ -1,0 +1,43 @@
+# Transformer Debug: every command sets up .venv first (python3 is all a fresh machine needs).
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# nbgrader calls `alembic` and `jupyter` from PATH; tiny models want one thread.
+export PATH := $(BIN):$(PATH)
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+PORT ?= 8888
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test release grade bugs check clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+## Students: JupyterLab on the released notebooks.
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=release --port=$(PORT) $(ROOT_FLAG)
+
+## Everything CI proves: unit tests, nbgrader invariants, bug matrix, nbval on notebooks/.
+test: $(STAMP)
+	$(BIN)/python -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=8
+
+## Authors: regenerate release/ (nbgrader) and notebooks/ (executed solutions) from source/.
+release: $(STAMP)
+	$(BIN)/course release
+
+## Instructors: autograde submitted/, write feedback/ and grades.csv.
+grade: $(STAMP)
+	$(BIN)/course grade
+
+## The bug coverage matrix (JSON in build/bugs.json).
+bugs: $(STAMP)
+	$(BIN)/course bugs
+
+check: $(STAMP)
+	$(BIN)/course check
+
+clean:
+	rm -rf build autograded/*/ feedback gradebook.db grades.csv

@@ -1,0 +1,28 @@
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two here
+# nbgrader runs `alembic` from PATH; make this venv's tools win.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A throwaway copy of the course (sources, config, catalog)."""
+    from transformer_debug.authoring.builds import copy_course
+    return copy_course(ROOT, tmp_path / "course")
+
+
+def edit_cell(path: Path, grade_id: str, change) -> None:
+    """Rewrite one cell's source of a notebook in place: change(source) -> source."""
+    nb = nbformat.read(path, as_version=4)
+    [cell] = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    cell.source = change(cell.source)
+    nbformat.write(nb, path)
+

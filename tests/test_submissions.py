@@ -1,0 +1,37 @@
+"""`make grade`: a broken submission is reported by path and reason, and loses nobody's grade."""
+import csv
+
+import nbformat
+import pytest
+
+from transformer_debug.authoring.builds import as_submission, nbgrader, read_source
+from transformer_debug.authoring.submissions import grade_all
+
+pytestmark = pytest.mark.slow
+
+
+def test_grade_reports_broken_submissions_and_grades_the_rest(course, capsys):
+    nbgrader(course, "generate_assignment", "01_attention", "--force")
+    path, source = read_source(course, "01_attention")
+    release = nbformat.read(course / "release" / "01_attention" / path.name, as_version=4)
+    folders = {s: course / "submitted" / s / "01_attention" for s in ("alice", "bob", "carol")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    nbformat.write(as_submission(release, source, path, set(), only_bug_cells=False),
+                   folders["alice"] / path.name)
+    (folders["bob"] / path.name).write_text('{"cells": [ this is not json')
+    nbformat.write(release, folders["carol"] / path.name)
+
+    assert grade_all(course) == 1
+    out = capsys.readouterr().out
+    assert f"NOT GRADED {folders['bob'] / path.name}: not a valid notebook" in out
+    assert (folders["bob"] / path.name).read_text() == '{"cells": [ this is not json'
+
+    with open(course / "grades.csv") as f:
+        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert scores["carol"] == 0
+    assert scores["alice"] == sum(
+        c.metadata["nbgrader"]["points"] for c in source.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+    feedback = (course / "feedback" / "alice" / "01_attention" / "attention.html").read_text()
+    assert "hidden-split-heads" in feedback
