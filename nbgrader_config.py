@@ -15,9 +15,9 @@ try:
     # nbgrader is started from another folder or from a copy of the course.
     sys.path.insert(0, COURSE_ROOT)
 
-    from nbgrader.converters import GenerateAssignment
+    from nbgrader.converters import GenerateAssignment, GenerateFeedback
     from nbgrader.preprocessors import ClearSolutions
-    from transformer_debug.authoring.nbgrader_plugin import ReleaseBugs
+    from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs
 
     c.CourseDirectory.root = COURSE_ROOT
     c.CourseDirectory.course_id = "transformer-debug"
@@ -29,6 +29,10 @@ try:
     if defaults.count(ClearSolutions) != 1:
         raise RuntimeError(f"expected ClearSolutions once in nbgrader's preprocessors, got {defaults}")
     c.GenerateAssignment.preprocessors = [ReleaseBugs if p is ClearSolutions else p for p in defaults]
+
+    # Feedback keeps each test's verdict and message but not the hidden test code.
+    feedback = GenerateFeedback.class_traits()["preprocessors"].default()
+    c.GenerateFeedback.preprocessors = [HideHiddenTests, *feedback]
 
     # Bound every cell, so a student's infinite loop cannot hang the autograder.
     c.Execute.timeout = 120

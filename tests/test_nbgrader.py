@@ -7,7 +7,7 @@ from conftest import ROOT, edit_cell
 from transformer_debug.authoring.builds import nbgrader
 from transformer_debug.authoring.catalog import Catalog
 from transformer_debug.authoring.checks import leaks, out_of_sync
-from transformer_debug.authoring.nbgrader_plugin import ReleaseBugs
+from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs
 
 NB01 = "source/01_attention/attention.ipynb"
 ASSIGNMENTS = Catalog.load(ROOT).assignments
@@ -23,13 +23,15 @@ def test_config_puts_release_bugs_in_place_of_clear_solutions():
     assert ReleaseBugs in used and ClearSolutions not in used
     assert [ClearSolutions if p is ReleaseBugs else p for p in used] == defaults
     assert config.Execute.timeout and config.Execute.interrupt_on_timeout
+    from nbgrader.converters import GenerateFeedback
+    assert GenerateFeedback(config=config).preprocessors[0] is HideHiddenTests
 
 
 @pytest.mark.slow
 def test_a_broken_config_stops_nbgrader_instead_of_using_defaults(course):
     config = course / "nbgrader_config.py"
     config.write_text(config.read_text().replace(
-        "from transformer_debug.authoring.nbgrader_plugin import ReleaseBugs",
+        "from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs",
         "from transformer_debug.authoring.nbgrader_plugin import ReleaseBugz"))
     proc = nbgrader(course, "generate_assignment", "01_attention", "--force", check=False)
     assert proc.returncode != 0

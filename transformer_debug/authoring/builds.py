@@ -65,7 +65,8 @@ def solution_notebook(root: Path, assignment: str, bugs: frozenset[str] = frozen
 
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 120) -> nbformat.NotebookNode:
     """Run every cell in a fresh kernel, in `cwd`; raise on the first error."""
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # No timing metadata: rebuilding an unchanged source must change no byte.
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbgrader import utils
-from nbgrader.preprocessors import ClearSolutions
+from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 
 from . import markers
 from .catalog import Catalog, find_course_root
 
-__all__ = ["ReleaseBugs"]
+__all__ = ["ReleaseBugs", "HideHiddenTests"]
 
 
 class ReleaseBugs(ClearSolutions):
@@ -52,4 +52,26 @@ class ReleaseBugs(ClearSolutions):
         cell.source = markers.plant(cell.source, set(parsed.bug_ids), where)
         # Ordinary solution regions left in the same cell still become stubs.
         self._replace_solution_region(cell, resources["language"])
+        return cell, resources
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """Feedback shows each hidden test's verdict and message, never its code.
+
+    nbgrader puts the autograded notebook, hidden tests included, into the feedback HTML
+    (nbgrader issue #917). This drops the hidden regions from test cells and cuts error
+    tracebacks, which quote the failing line, down to the error and its message.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type != "code" or not utils.is_grade(cell):
+            return cell, resources
+        parsed = markers.parse(cell.source, f"feedback, cell {cell_index + 1}")
+        hidden = {i for r in parsed.regions if r.kind == "hidden" for i in range(r.start, r.end + 1)}
+        if hidden:
+            kept = [line for i, line in enumerate(parsed.lines) if i not in hidden]
+            cell.source = "\n".join(kept + ["# (the hidden tests ran here; their code stays hidden)"])
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
