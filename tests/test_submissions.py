@@ -16,13 +16,19 @@ def test_grade_reports_broken_submissions_and_grades_the_rest(course, capsys):
     nbgrader(course, "generate_assignment", "01_attention", "--force")
     path, source = read_source(course, "01_attention")
     release = nbformat.read(course / "release" / "01_attention" / path.name, as_version=4)
-    folders = {s: course / "submitted" / s / "01_attention" for s in ("alice", "bob", "carol")}
+    folders = {s: course / "submitted" / s / "01_attention" for s in ("alice", "bob", "carol", "dave")}
     for folder in folders.values():
         folder.mkdir(parents=True)
     nbformat.write(as_submission(release, source, path, set(), only_bug_cells=False),
                    folders["alice"] / path.name)
     (folders["bob"] / path.name).write_text('{"cells": [ this is not json')
     nbformat.write(release, folders["carol"] / path.name)
+    # dave keeps the bugs but guts a test cell and raises its points: nbgrader restores both.
+    tampered = nbformat.read(course / "release" / "01_attention" / path.name, as_version=4)
+    for cell in tampered.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "hidden-split-heads":
+            cell.source, cell.metadata["nbgrader"]["points"] = "pass", 100
+    nbformat.write(tampered, folders["dave"] / path.name)
 
     assert grade_all(course) == 1
     out = capsys.readouterr().out
@@ -31,7 +37,7 @@ def test_grade_reports_broken_submissions_and_grades_the_rest(course, capsys):
 
     with open(course / "grades.csv") as f:
         scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert scores["carol"] == 0
+    assert scores["carol"] == scores["dave"] == 0
     assert scores["alice"] == sum(
         c.metadata["nbgrader"]["points"] for c in source.cells
         if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
