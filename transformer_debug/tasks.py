@@ -131,10 +131,10 @@ class ABeforeB:
     chance_accuracy = 0.5
     best_accuracy = 1.0
 
-    def __init__(self, vocab_size=16, seq_len=32, seed=0):
-        assert vocab_size >= 3 and seq_len >= 2
-        # the task has no random parameters; seed is kept for a signature like MarkovLanguage's
-        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+    def __init__(self, vocab_size=16, seq_len=32):
+        assert vocab_size >= 3, "need A, B and at least one filler token"
+        assert seq_len >= 2, "A and B need two positions"
+        self.vocab_size, self.seq_len = vocab_size, seq_len  # no random parameters: nothing to seed
 
     def batch(self, batch_size, generator):
         """x (batch_size, seq_len) tokens, y (batch_size,) with 1 iff A precedes B."""

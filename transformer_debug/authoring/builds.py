@@ -17,7 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from . import markers
-from .catalog import Catalog, grade_id, source_notebook
+from .catalog import grade_id, source_notebook
 
 __all__ = ["read_source", "solution_notebook", "execute", "as_submission", "bug_ids",
            "nbgrader", "copy_course", "SOLUTION_BANNER"]
