@@ -35,7 +35,7 @@ try:
     c.GenerateFeedback.preprocessors = [HideHiddenTests, *feedback]
 
     # Bound every cell, so a student's infinite loop cannot hang the autograder.
-    c.Execute.timeout = 120
+    c.Execute.timeout = 60  # seconds per cell; every cell of the course needs under 5
     c.Execute.interrupt_on_timeout = True
     c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(COURSE_ROOT, "exchange"))
 except Exception as err:  # noqa: BLE001 (re-raised as SystemExit on purpose)

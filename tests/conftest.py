@@ -26,3 +26,22 @@ def edit_cell(path: Path, grade_id: str, change) -> None:
     cell.source = change(cell.source)
     nbformat.write(nb, path)
 
+
+
+def graded_cells(assignment: str) -> dict[str, str]:
+    """grade_id -> the code of each autograded test cell, hidden tests included, markers gone."""
+    from transformer_debug.authoring.builds import read_source
+    from transformer_debug.authoring.catalog import grade_id, is_test_cell
+    from transformer_debug.authoring.markers import solution
+    _, nb = read_source(ROOT, assignment)
+    return {grade_id(c): solution(c.source) for c in nb.cells if is_test_cell(c)}
+
+
+def answer_cell(assignment: str, cell: str, bugs=frozenset()) -> str:
+    """The author's code of one answer cell, with `bugs` planted."""
+    from transformer_debug.authoring.builds import read_source
+    from transformer_debug.authoring.catalog import grade_id
+    from transformer_debug.authoring.markers import solution
+    _, nb = read_source(ROOT, assignment)
+    [source] = [c.source for c in nb.cells if grade_id(c) == cell]
+    return solution(source, frozenset(bugs))
