@@ -133,3 +133,22 @@ def test_grade_student_test_rejects_a_test_that_fails_on_correct_code(in_course)
         raise NotImplementedError()
     with pytest.raises(AssertionError, match="NotImplementedError"):
         grade_student_test(untouched_stub, "01_attention", "attention-code")
+
+
+def test_plots_draw_on_their_own_figures_and_leave_global_settings_alone():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from transformer_debug import plots
+    before = dict(plt.rcParams)
+    maps = {"yours": torch.rand(3, 5, 5), "torch": torch.rand(3, 5, 5)}
+    fig = plots.attention_maps(maps, title="t")
+    assert len(fig.axes) == 2 * 3 + 1  # one per head and row, plus the colour bar
+    fig = plots.loss_curves({"a": [3.0, 2.0]}, floor=1.0, ceiling=3.4)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][0] == "a"
+    _, ax = plt.subplots()
+    assert plots.leak_bars(torch.tensor([0.0, 0.5]), ax=ax) is ax.figure
+    assert [p.get_height() for p in ax.patches] == [0.0, 0.5]
+    assert dict(plt.rcParams) == before
+    plt.close("all")

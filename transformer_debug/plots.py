@@ -20,7 +20,7 @@ def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure
     for row, name in enumerate(names):
         for h in range(n_heads):
             ax = axes[row, h]
-            image = ax.imshow(maps[name][h].detach().float().cpu(), vmin=0, vmax=1, cmap="viridis")
+            image = ax.imshow(maps[name][h].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap="viridis")
             ax.set_title(f"{name}: head {h}", fontsize=9)
             ax.set_xticks([]), ax.set_yticks([])
             if h == 0:
