@@ -34,9 +34,8 @@ def test_a_catalog_bug_without_markers_is_an_error(course):
 
 @pytest.mark.parametrize("old, new, message", [
     ('category = "attention arithmetic"', 'category = "vibes"', "unknown category"),
-    ('caught_by = ["hidden-scores", "hidden-vs-torch"]', 'caught_by = ["hidden-scores", "hidden-typo"]',
-     "not autograded test cells"),
-    ('caught_by = ["hidden-scores", "hidden-vs-torch"]', 'caught_by = []', "non-empty list"),
+    ('"hidden-scores", "hidden-vs-torch"]', '"hidden-scores", "hidden-typo"]', "not autograded test cells"),
+    ('caught_by = ["visible-soft-start", "hidden-scores", "hidden-vs-torch"]', 'caught_by = []', "non-empty list"),
     ('title = "Scores not divided by sqrt(d_head)"\n', '', "missing \\['title'\\]"),
     ('id = "attention-missing-scale"', 'id = "attention-softmax-dim"', "duplicate id"),
     ('[[bug]]\nid = "attention-head-split"', '[[bug]]\nid = "attention-head-split"\nseverity = 3', "unknown \\['severity'\\]"),

@@ -112,7 +112,7 @@ def summary(reports: list[dict]) -> tuple[str, bool]:
     fixes = release_zero = True
     for r in reports:
         cells = r["cells"]
-        lines.append(f"\n{r['assignment']}: rows are builds graded by nbgrader, columns hidden test cells "
+        lines.append(f"\n{r['assignment']}: rows are builds graded by nbgrader, columns autograded test cells "
                      f"(. pass, X fail)")
         for i, c in enumerate(cells):
             lines.append(f"  [{i}] {c}")
