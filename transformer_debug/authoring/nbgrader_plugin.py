@@ -30,8 +30,8 @@ class ReleaseBugs(ClearSolutions):
         meta = resources.get("metadata", {})
         self._notebook = Path(meta.get("path", ".")) / f"{meta.get('name', 'notebook')}.ipynb"
         assignment = self._notebook.parent.name
-        self._catalog = Catalog.load(find_course_root(self._notebook))
-        known = {bug.id for bug in self._catalog.bugs if bug.notebook == assignment}
+        catalog = Catalog.load(find_course_root(self._notebook))
+        known = {bug.id for bug in catalog.for_notebook(assignment)}
         for index, cell in enumerate(nb.cells):
             where = f"{self._notebook}, cell {index + 1}"
             for bug_id in markers.parse(cell.source, where).bug_ids:
