@@ -39,9 +39,7 @@ def graded_cells(assignment: str) -> dict[str, str]:
 
 def answer_cell(assignment: str, cell: str, bugs=frozenset()) -> str:
     """The author's code of one answer cell, with `bugs` planted."""
-    from transformer_debug.authoring.builds import read_source
-    from transformer_debug.authoring.catalog import grade_id
+    from transformer_debug.authoring import builds
     from transformer_debug.authoring.markers import solution
-    _, nb = read_source(ROOT, assignment)
-    [source] = [c.source for c in nb.cells if grade_id(c) == cell]
-    return solution(source, frozenset(bugs))
+    where, source = builds.answer_cell(ROOT, assignment, cell)
+    return solution(source, frozenset(bugs), where)

@@ -63,19 +63,14 @@ def implementations(assignment: str, cell: str) -> dict[str | None, types.Simple
     while the instructor autogrades, never in a student's copy.
     """
     from .authoring import markers
-    from .authoring.builds import read_source
-    from .authoring.catalog import find_course_root, grade_id
+    from .authoring.builds import answer_cell
+    from .authoring.catalog import find_course_root
 
-    root = find_course_root(Path.cwd())
-    path, nb = read_source(root, assignment)
-    matches = [(i, c) for i, c in enumerate(nb.cells) if grade_id(c) == cell]
-    assert len(matches) == 1, f"{path}: expected one cell with grade_id {cell!r}, found {len(matches)}"
-    index, source_cell = matches[0]
-    where = f"{path}, cell {index + 1}"
+    where, source = answer_cell(find_course_root(Path.cwd()), assignment, cell)
     variants: dict[str | None, types.SimpleNamespace] = {}
-    for bug in [None, *markers.parse(source_cell.source, where).bug_ids]:
+    for bug in [None, *markers.parse(source, where).bug_ids]:
         namespace: dict = {"__name__": f"{assignment}_{bug or 'fixed'}"}
-        code = markers.solution(source_cell.source, frozenset({bug} if bug else ()), where)
+        code = markers.solution(source, frozenset({bug} if bug else ()), where)
         exec(compile(code, f"<{where}, bug {bug}>", "exec"), namespace)
         variants[bug] = types.SimpleNamespace(**namespace)
     return variants

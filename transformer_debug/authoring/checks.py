@@ -8,6 +8,7 @@ import nbformat
 
 from . import markers
 from .builds import copy_course, nbgrader, read_source, solution_notebook
+from .catalog import grade_id
 
 __all__ = ["leaks", "out_of_sync", "STUBS"]
 
@@ -57,17 +58,17 @@ def leaks(root: Path, assignment: str, release: nbformat.NotebookNode) -> list[s
             problems.append(f"{where}: the release carries outputs")
     for line in sorted(secret & release_text):
         problems.append(f"release/{assignment}: solution or hidden-test line leaked: {line!r}")
-    source_by_id = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in source.cells}
+    source_by_id = {grade_id(c): c for c in source.cells if grade_id(c)}
     for cell in release.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        src = source_by_id.get(gid)
-        if src is None or not markers.parse(src.source).bug_ids:
+        src = source_by_id.get(grade_id(cell))
+        parsed = markers.parse(src.source) if src is not None else None
+        if parsed is None or not parsed.bug_ids:
             continue
-        ordinary = [r for r in markers.parse(src.source).regions if r.kind == "solution" and r.bug is None]
+        ordinary = [r for r in parsed.regions if r.kind == "solution" and r.bug is None]
         if "NotImplementedError" in cell.source and not ordinary:
-            problems.append(f"release/{assignment}, cell {gid}: a stub where the planted bug should be")
+            problems.append(f"release/{assignment}, cell {grade_id(cell)}: a stub where the planted bug should be")
         if _lines(_student_view(src.source)) - _lines(cell.source):
-            problems.append(f"release/{assignment}, cell {gid}: planted bug code is missing")
+            problems.append(f"release/{assignment}, cell {grade_id(cell)}: planted bug code is missing")
     return problems
 
 
