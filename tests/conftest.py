@@ -43,3 +43,23 @@ def answer_cell(assignment: str, cell: str, bugs=frozenset()) -> str:
     from transformer_debug.authoring.markers import solution
     where, source = builds.answer_cell(ROOT, assignment, cell)
     return solution(source, frozenset(bugs), where)
+
+
+def run_graded_cells(assignment: str, names: dict, your_test: str) -> None:
+    """Every autograded test cell of `assignment`, with `names` standing in for the answer cell.
+
+    `names` maps what the answer cell defines (a class, a function) to another correct fix;
+    `your_test` is the function that the author's model answer to "your test" defines, which
+    must pass on that fix as well. Grading reads source/ from the course root, so run from
+    release/<assignment>/ (the tests chdir there).
+    """
+    namespace = {}
+    exec(answer_cell(assignment, "your-test"), namespace)
+    namespace.update(names)
+    namespace[your_test](type("impl", (), dict(names)))
+    for cell, code in graded_cells(assignment).items():
+        try:
+            exec(code, dict(namespace))
+        except Exception as err:  # noqa: BLE001 (report which cell and why)
+            fix = ", ".join(getattr(v, "__name__", repr(v)) for v in names.values())
+            pytest.fail(f"{cell} fails a correct fix ({fix}): {type(err).__name__}: {err}")

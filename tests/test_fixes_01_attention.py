@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, answer_cell, graded_cells
+from conftest import ROOT, answer_cell, run_graded_cells
 
 
 def attention_01():
@@ -46,12 +46,4 @@ def attention_01():
 @pytest.mark.parametrize("cls", attention_01(), ids=lambda c: c.__name__)
 def test_01_hidden_tests_pass_on_other_correct_fixes(cls, monkeypatch):
     monkeypatch.chdir(ROOT / "release" / "01_attention")  # grading finds source/ from here
-    namespace = {}
-    exec(answer_cell("01_attention", "your-test"), namespace)
-    namespace["MultiHeadAttention"] = cls
-    namespace["test_attention"](type("impl", (), {"MultiHeadAttention": cls}))
-    for cell, code in graded_cells("01_attention").items():
-        try:
-            exec(code, dict(namespace))
-        except Exception as err:  # noqa: BLE001 (report which cell and why)
-            pytest.fail(f"{cell} fails a correct fix ({cls.__name__}): {type(err).__name__}: {err}")
+    run_graded_cells("01_attention", {"MultiHeadAttention": cls}, your_test="test_attention")
