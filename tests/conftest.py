@@ -63,3 +63,12 @@ def run_graded_cells(assignment: str, names: dict, your_test: str) -> None:
         except Exception as err:  # noqa: BLE001 (report which cell and why)
             fix = ", ".join(getattr(v, "__name__", repr(v)) for v in names.values())
             pytest.fail(f"{cell} fails a correct fix ({fix}): {type(err).__name__}: {err}")
+
+
+SCREENSHOTS = pytest.StashKey[Path]()  # set by the browser test: where its screenshots are
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    shots = config.stash.get(SCREENSHOTS, None)
+    if shots is not None:
+        terminalreporter.write_line(f"browser screenshots: {shots} ({len(list(shots.glob('*.png')))} files)")
