@@ -10,8 +10,10 @@ of the course:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,20 +92,23 @@ def check(matrix: Matrix, catalog: Catalog) -> dict:
     return report
 
 
-def bug_matrix(root: Path, assignments: list[str] | None = None, keep: Path | None = None) -> list[dict]:
+def bug_matrix(root: Path, assignments: list[str] | None = None, jobs: int | None = None) -> list[dict]:
+    """Grade every assignment's builds, `jobs` assignments at a time (default: one per CPU core;
+    each nbgrader run is a single process with a one-thread kernel)."""
     catalog = Catalog.load(root)
     catalog.check()
-    reports = []
-    for assignment in assignments or catalog.assignments:
-        if not catalog.for_notebook(assignment):
-            continue
+    todo = [a for a in assignments or catalog.assignments if catalog.for_notebook(a)]
+
+    def grade(assignment: str) -> dict:
         workdir = Path(tempfile.mkdtemp(prefix=f"bugs-{assignment}-"))
         try:
-            reports.append(check(grade_builds(root, assignment, workdir), catalog))
+            return check(grade_builds(root, assignment, workdir), catalog)
         finally:
-            if keep is None:
-                shutil.rmtree(workdir, ignore_errors=True)
-    return reports
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    jobs = jobs or min(4, len(os.sched_getaffinity(0)))
+    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), jobs))) as pool:
+        return list(pool.map(grade, todo))
 
 
 def summary(reports: list[dict]) -> tuple[str, bool]:
