@@ -250,7 +250,15 @@ def test_a_student_runs_validates_and_fixes_a_notebook_in_jupyterlab(tmp_path, m
                 [error, *_] = student.errors()
                 assert "view size is not compatible" in error, \
                     f"expected the planted merge-heads crash, the first error reads: {error[:300]}"
-                page.locator(".jp-OutputArea-output", has_text="view size").first.scroll_into_view_if_needed()
+
+            with student.step("a visible test fails with its message"):
+                test = student.cell("The layer runs and keeps the shape")
+                test.locator(".jp-InputPrompt").click()
+                page.keyboard.press("Control+Enter")  # run this cell only, as a student checks one test
+                error = test.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                error.wait_for()
+                assert "view size is not compatible" in error.inner_text(), error.inner_text()[:300]
+                test.scroll_into_view_if_needed()
 
             with student.step("validate the untouched release"):
                 kind, text = student.validate()
