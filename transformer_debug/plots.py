@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["attention_maps", "loss_curves", "leak_bars"]
+__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -56,4 +56,33 @@ def leak_bars(leak: torch.Tensor, ax=None):
     ax.set_xlabel("position t")
     ax.set_ylabel("change from later inputs")
     ax.set_title("causality probe: every bar should be zero")
+    return fig
+
+
+def overflow_sweep(magnitudes, errors: dict[str, torch.Tensor], limit: float | None = None,
+                   title: str = "softmax error as the logits grow", ax=None):
+    """Error curves from probes.softmax_overflow, one per entry of `errors` (name -> errors).
+
+    Finite errors are drawn on a log scale; NaN or inf outputs (error inf) as red crosses
+    along the top edge. `limit` draws a vertical line, e.g. ln(65504) for float16.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.2))
+    magnitudes = [float(m) for m in magnitudes]
+    finite_max = max([e for errs in errors.values() for e in errs.tolist() if e != float("inf")] + [1.0])
+    top = 10 * finite_max
+    floor = 1e-8  # exact zeros would vanish from a log axis
+    for name, errs in errors.items():
+        errs = errs.tolist()
+        line, = ax.plot([m for m, e in zip(magnitudes, errs) if e != float("inf")],
+                        [max(e, floor) for e in errs if e != float("inf")], marker=".", label=name)
+        broken = [m for m, e in zip(magnitudes, errs) if e == float("inf")]
+        if broken:
+            ax.plot(broken, [top] * len(broken), "x", color="tab:red", label=f"{name}: NaN or inf")
+    if limit is not None:
+        ax.axvline(limit, color="k", ls="--", lw=1, label=f"exp overflows past {limit:.2f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("largest |logit|")
+    ax.set_ylabel("max |error| vs exact softmax")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
+           "softmax_overflow"]
 
 
 @torch.no_grad()
@@ -93,3 +94,26 @@ def attention_maps(split_heads, scores, weights, n_heads: int = 4, d_head: int =
     eye = torch.eye(seq_len).expand(1, n_heads, seq_len, seq_len)
     ref = F.scaled_dot_product_attention(q_heads, k_heads, eye, is_causal=True)[0]
     return {"yours": yours, "torch": ref}
+
+
+@torch.no_grad()
+def softmax_overflow(softmax: Callable[..., torch.Tensor], magnitudes, dtype: torch.dtype = torch.float16,
+                     n_rows: int = 8, n_keys: int = 16, seed: int = 0) -> torch.Tensor:
+    """How far `softmax(x, dim=-1)` is from the exact answer as the logits grow, in `dtype`.
+
+    For each magnitude m, x is a seeded (n_rows, n_keys) tensor with each row scaled so that its
+    largest |entry| is exactly m, then cast to `dtype`. Returns (len(magnitudes),) float64: the largest
+    absolute error against a float64 softmax of the same (rounded) logits, or inf where the
+    output holds NaN or inf. A float16 softmax that exponentiates raw logits breaks near
+    ln(65504) = 11.09; a stable one stays within float16 rounding (~1e-3) at any m.
+    """
+    z = torch.randn(n_rows, n_keys, generator=seeded(seed), dtype=torch.float64)
+    z = z / z.abs().amax(-1, keepdim=True)
+    errors = []
+    for m in magnitudes:
+        x = (float(m) * z).to(dtype)
+        out = softmax(x, dim=-1)
+        exact = torch.softmax(x.double(), dim=-1)
+        finite = torch.isfinite(out).all().item()
+        errors.append((out.double() - exact).abs().max().item() if finite else math.inf)
+    return torch.tensor(errors, dtype=torch.float64)

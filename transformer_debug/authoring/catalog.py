@@ -25,6 +25,7 @@ CATEGORIES = (
     "attention arithmetic", "causal masking", "positional encoding", "KV cache",
     "layer norm placement", "fp16 softmax", "warmup", "target shifting", "optimizer",
     "leakage/padding", "head reshaping/shape errors", "nondeterminism", "metrics",
+    "mixed precision",
 )
 _TEXT_FIELDS = ("id", "notebook", "category", "title", "symptom", "root_cause", "fix")
 
