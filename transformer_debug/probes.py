@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
+           "order_sensitivity"]
 
 
 @torch.no_grad()
@@ -93,3 +94,22 @@ def attention_maps(split_heads, scores, weights, n_heads: int = 4, d_head: int =
     eye = torch.eye(seq_len).expand(1, n_heads, seq_len, seq_len)
     ref = F.scaled_dot_product_attention(q_heads, k_heads, eye, is_causal=True)[0]
     return {"yours": yours, "torch": ref}
+
+
+@torch.no_grad()
+def order_sensitivity(fn: Callable[[torch.Tensor], torch.Tensor], idx: torch.Tensor,
+                      n_shuffles: int = 8, seed: int = 0) -> torch.Tensor:
+    """How much the output moves when the tokens of every sequence are shuffled.
+
+    fn maps (B, T) token ids to (B, ...) outputs, for instance a classifier's logits.
+    Returns (n_shuffles,): max |fn(shuffled) - fn(idx)| for each of n_shuffles random
+    orders (one permutation of the T positions, shared by the batch). A model without
+    positions sees a bag of tokens, so every value is zero up to float rounding.
+    """
+    g = seeded(seed)
+    y = fn(idx)
+    changes = torch.zeros(n_shuffles)
+    for i in range(n_shuffles):
+        order = torch.randperm(idx.size(1), generator=g).to(idx.device)
+        changes[i] = (fn(idx[:, order]) - y).abs().max()
+    return changes
