@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep"]
+__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table", "accuracy_curves", "order_bars"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -84,5 +84,64 @@ def overflow_sweep(magnitudes, errors: dict[str, torch.Tensor], limit: float | N
     ax.set_xlabel("largest |logit|")
     ax.set_ylabel("max |error| vs exact softmax")
     ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def encoding_table(table: torch.Tensor, title: str = "") -> plt.Figure:
+    """A (T, C) position table as a heatmap, beside the similarity of its rows.
+
+    Left: row t is the vector added at position t. Right: cosine similarity of
+    every pair of rows; neighbouring positions should look alike, far ones less so.
+    """
+    table = table.detach().double().cpu()
+    unit = table / table.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    image = left.imshow(table.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    left.set_xlabel("column (channel)")
+    left.set_ylabel("position")
+    left.set_title("position vectors, one row per position", fontsize=10)
+    fig.colorbar(image, ax=left, shrink=0.8)
+    image = right.imshow((unit @ unit.T).numpy(), cmap="viridis", vmin=-1, vmax=1, interpolation="nearest")
+    right.set_xlabel("position")
+    right.set_ylabel("position")
+    right.set_title("cosine similarity of two positions", fontsize=10)
+    fig.colorbar(image, ax=right, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def accuracy_curves(curves: dict[str, list[float]], chance: float | None = None,
+                    best: float | None = None, ax=None):
+    """Accuracy per step, with the task's chance level and best possible accuracy."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for name, values in curves.items():
+        ax.plot(values, label=name)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance {chance:.0%}")
+    if best is not None:
+        ax.axhline(best, color="k", ls="--", lw=1, label=f"best possible {best:.0%}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def order_bars(changes: torch.Tensor, rounding: float = 1e-4, ax=None):
+    """The order probe: how much the output moves when the tokens are shuffled.
+
+    Log scale, so that a change at float rounding level (red, below `rounding`) is told
+    apart at a glance from a small but real one (green).
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 2.5))
+    values = changes.detach().double().cpu().clamp_min(1e-12)
+    ax.bar(range(len(values)), values.tolist(),
+           color=["tab:green" if v > rounding else "tab:red" for v in values])
+    ax.axhline(rounding, color="grey", ls=":", lw=1, label=f"{rounding:g}: below, only rounding")
+    ax.set_yscale("log")
+    ax.set_xlabel("shuffle")
+    ax.set_ylabel("change of the output")
+    ax.set_title("order probe: every bar should be clearly above the line")
     ax.legend(fontsize=8)
     return fig

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
-           "softmax_overflow"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums", "softmax_overflow", "order_sensitivity"]
 
 
 @torch.no_grad()
@@ -117,3 +116,22 @@ def softmax_overflow(softmax: Callable[..., torch.Tensor], magnitudes, dtype: to
         finite = torch.isfinite(out).all().item()
         errors.append((out.double() - exact).abs().max().item() if finite else math.inf)
     return torch.tensor(errors, dtype=torch.float64)
+
+
+@torch.no_grad()
+def order_sensitivity(fn: Callable[[torch.Tensor], torch.Tensor], idx: torch.Tensor,
+                      n_shuffles: int = 8, seed: int = 0) -> torch.Tensor:
+    """How much the output moves when the tokens of every sequence are shuffled.
+
+    fn maps (B, T) token ids to (B, ...) outputs, for instance a classifier's logits.
+    Returns (n_shuffles,): max |fn(shuffled) - fn(idx)| for each of n_shuffles random
+    orders (one permutation of the T positions, shared by the batch). A model without
+    positions sees a bag of tokens, so every value is zero up to float rounding.
+    """
+    g = seeded(seed)
+    y = fn(idx)
+    changes = torch.zeros(n_shuffles)
+    for i in range(n_shuffles):
+        order = torch.randperm(idx.size(1), generator=g).to(idx.device)
+        changes[i] = (fn(idx[:, order]) - y).abs().max()
+    return changes
