@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table", "accuracy_curves", "order_bars"]
+__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table", "accuracy_curves", "order_bars", "mask_grid"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -144,4 +144,33 @@ def order_bars(changes: torch.Tensor, rounding: float = 1e-4, ax=None):
     ax.set_ylabel("change of the output")
     ax.set_title("order probe: every bar should be clearly above the line")
     ax.legend(fontsize=8)
+    return fig
+
+
+def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, title: str = "") -> plt.Figure:
+    """Masks or attention weights as heatmaps: one row per entry of `rows` (name -> (N, T, T),
+    values in [0, 1], bool masks welcome), one column per item (a sequence, a head).
+
+    Query positions run down, key positions across. NaN cells are drawn red, so a query
+    whose weights are NaN (a row that may attend to nothing) stands out.
+    """
+    names = list(rows)
+    n = rows[names[0]].size(0)
+    columns = columns or [str(i) for i in range(n)]
+    cmap = plt.get_cmap("viridis").with_extremes(bad="red")
+    fig, axes = plt.subplots(len(names), n, figsize=(2.3 * n, 2.3 * len(names)),
+                             squeeze=False, constrained_layout=True)
+    for row, name in enumerate(names):
+        for i in range(n):
+            ax = axes[row, i]
+            image = ax.imshow(rows[name][i].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap=cmap)
+            ax.set_title(f"{name}: {columns[i]}", fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel("query position")
+            if row == len(names) - 1:
+                ax.set_xlabel("key position")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="allowed (1) / weight; red: NaN")
+    if title:
+        fig.suptitle(title)
     return fig

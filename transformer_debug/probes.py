@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums", "softmax_overflow", "order_sensitivity"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums", "softmax_overflow", "order_sensitivity", "padding_leak"]
 
 
 @torch.no_grad()
@@ -135,3 +135,29 @@ def order_sensitivity(fn: Callable[[torch.Tensor], torch.Tensor], idx: torch.Ten
         order = torch.randperm(idx.size(1), generator=g).to(idx.device)
         changes[i] = (fn(idx[:, order]) - y).abs().max()
     return changes
+
+
+@torch.no_grad()
+def padding_leak(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                 real: torch.Tensor, extra: int = 3, seed: int = 0) -> torch.Tensor:
+    """How much each real position's output moves when only the padding changes.
+
+    fn(x, real) -> (B, T, ...), with x: (B, T, C) floats and real: (B, T) bool, True at real
+    tokens. Two changes, neither touching a real input: fresh random values at every pad,
+    and `extra` more pads appended after every sequence. Returns (T,): leak[t] is the largest
+    change of the output at t over the sequences where t is real (0 where it never is). A
+    NaN or inf at a real position counts as an infinite change. Pads' own outputs are not
+    compared (check separately that they are finite).
+    """
+    g = seeded(seed)
+    B, T = real.shape
+    y = fn(x, real)
+    new_pads = x.clone()
+    new_pads[~real] = torch.randn(new_pads[~real].shape, generator=g).to(x)
+    longer = torch.cat([x, torch.randn(B, extra, *x.shape[2:], generator=g).to(x)], 1)
+    longer_real = torch.cat([real, real.new_zeros(B, extra)], 1)
+    leak = torch.zeros(T)
+    for moved in (fn(new_pads, real), fn(longer, longer_real)[:, :T]):
+        change = (moved - y).abs().flatten(2).amax(-1).nan_to_num(nan=math.inf)  # (B, T)
+        leak = torch.maximum(leak, change.masked_fill(~real, 0).amax(0).float().cpu())
+    return leak
