@@ -63,8 +63,7 @@ def implementations(assignment: str, cell: str) -> dict[str | None, types.Simple
     while the instructor autogrades, never in a student's copy.
     """
     from .authoring import markers
-    from .authoring.builds import answer_cell
-    from .authoring.catalog import find_course_root
+    from .authoring.catalog import answer_cell, find_course_root
 
     where, source = answer_cell(find_course_root(Path.cwd()), assignment, cell)
     variants: dict[str | None, types.SimpleNamespace] = {}

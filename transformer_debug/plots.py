@@ -8,7 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table", "accuracy_curves", "order_bars", "mask_grid"]
+__all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table",
+           "accuracy_curves", "order_bars", "mask_grid"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:

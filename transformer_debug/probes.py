@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums", "softmax_overflow", "order_sensitivity", "padding_leak"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
+           "softmax_overflow", "order_sensitivity", "padding_leak"]
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from . import markers
-from .catalog import grade_id, source_notebook
+from .catalog import answer_cell, cell_location as _where, grade_id, source_notebook
 
 __all__ = ["read_source", "answer_cell", "solution_notebook", "execute", "as_submission", "bug_ids",
            "nbgrader", "copy_course", "SOLUTION_BANNER"]
@@ -29,21 +29,6 @@ SOLUTION_BANNER = ("> **Solution notebook**, generated from `{source}` by `make 
 def read_source(root: Path, assignment: str) -> tuple[Path, nbformat.NotebookNode]:
     path = source_notebook(root, assignment)
     return path, nbformat.read(path, as_version=4)
-
-
-def answer_cell(root: Path, assignment: str, cell: str) -> tuple[str, str]:
-    """(where, source) of the one source cell whose grade_id is `cell`."""
-    path, nb = read_source(root, assignment)
-    matches = [(i, c) for i, c in enumerate(nb.cells) if grade_id(c) == cell]
-    if len(matches) != 1:
-        raise markers.MarkerError(f"expected one cell with grade_id {cell!r}, found {len(matches)}",
-                                  where=str(path))
-    index, found = matches[0]
-    return _where(path, index), found.source
-
-
-def _where(path: Path, index: int) -> str:
-    return f"{path}, cell {index + 1}"
 
 
 def bug_ids(nb: nbformat.NotebookNode, path: Path = Path("notebook")) -> set[str]:

@@ -7,11 +7,10 @@ rather than a bug that silently never ships.
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
 
 from . import markers
 
@@ -61,6 +60,27 @@ def source_notebook(root: Path, assignment: str) -> Path:
     if len(found) != 1:
         raise CatalogError(f"source/{assignment}/ must hold exactly one notebook, found {len(found)}")
     return found[0]
+
+
+def cell_location(path: Path, index: int) -> str:
+    return f"{path}, cell {index + 1}"
+
+
+def answer_cell(root: Path, assignment: str, cell: str) -> tuple[str, str]:
+    """(where, source) of the one source cell whose grade_id is `cell`.
+
+    Reads the JSON itself: the grader calls this in a student's kernel, where importing
+    nbformat (and jsonschema with it) would cost a second or more per test.
+    """
+    path = source_notebook(root, assignment)
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    matches = [(i, c) for i, c in enumerate(cells) if grade_id(c) == cell]
+    if len(matches) != 1:
+        raise markers.MarkerError(f"expected one cell with grade_id {cell!r}, found {len(matches)}",
+                                  where=str(path))
+    index, found = matches[0]
+    source = found["source"]
+    return cell_location(path, index), "".join(source) if isinstance(source, list) else source
 
 
 def grade_id(cell) -> str | None:
@@ -131,6 +151,7 @@ class Catalog:
                 raise CatalogError(f"bug {bug.id!r}: notebook {bug.notebook!r} is not in source/")
         for assignment in self.assignments:
             path = source_notebook(self.root, assignment)
+            import nbformat  # imported here: the grader loads this module in a student's kernel
             nb = nbformat.read(path, as_version=4)
             expected = {bug.id for bug in self.for_notebook(assignment)}
             marked, tests = set(), set()
