@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["attention_maps", "loss_curves", "leak_bars"]
+__all__ = ["attention_maps", "loss_curves", "leak_bars", "per_layer"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -56,4 +56,19 @@ def leak_bars(leak: torch.Tensor, ax=None):
     ax.set_xlabel("position t")
     ax.set_ylabel("change from later inputs")
     ax.set_title("causality probe: every bar should be zero")
+    return fig
+
+
+def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log: bool = True, ax=None):
+    """One line per entry of `series` (name -> one value per layer), layers numbered from 1."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=4, label=name)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = nearest the input)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from .tasks import seeded
 
-__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums"]
+__all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
+           "gradient_norms", "dead_parameters", "output_scales"]
 
 
 @torch.no_grad()
@@ -93,3 +94,50 @@ def attention_maps(split_heads, scores, weights, n_heads: int = 4, d_head: int =
     eye = torch.eye(seq_len).expand(1, n_heads, seq_len, seq_len)
     ref = F.scaled_dot_product_attention(q_heads, k_heads, eye, is_causal=True)[0]
     return {"yours": yours, "torch": ref}
+
+
+def gradient_norms(modules) -> list[float]:
+    """After a backward pass: the L2 norm of all gradients of each module, in order.
+
+    Pass the blocks of a stack (`model.blocks`) to see how gradient size changes with
+    depth. A parameter without a gradient counts as zero, so an unused layer shows up.
+    """
+    norms = []
+    for module in modules:
+        squares = [p.grad.detach().double().pow(2).sum() for p in module.parameters() if p.grad is not None]
+        norms.append(torch.stack(squares).sum().sqrt().item() if squares else 0.0)
+    return norms
+
+
+def dead_parameters(model: torch.nn.Module) -> dict[str, str]:
+    """After a backward pass: name -> what is wrong, for every parameter whose gradient is
+    missing (None: the parameter never took part), all zero, or not finite. Empty: healthy."""
+    dead = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            dead[name] = "no gradient"
+        elif not torch.isfinite(p.grad).all():
+            dead[name] = "NaN or inf in the gradient"
+        elif not p.grad.any():
+            dead[name] = "gradient exactly zero"
+    return dead
+
+
+@torch.no_grad()
+def output_scales(modules, fn: Callable, *args) -> list[float]:
+    """Run fn(*args) and return the standard deviation of each module's output, in order.
+
+    Uses forward hooks, so nothing in the model changes. With the blocks of a stack this
+    shows the size of the residual stream after each block.
+    """
+    scales: dict[int, float] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, i=i: scales.__setitem__(i, out.float().std().item()))
+               for i, m in enumerate(modules)]
+    try:
+        fn(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [scales.get(i, float("nan")) for i in range(len(handles))]
