@@ -48,3 +48,7 @@ def test_per_layer_draws_one_line_per_series_on_a_log_axis():
     assert len(ax.lines) == 2 and ax.get_yscale() == "log"
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
     matplotlib.pyplot.close(fig)
+    fig = plots.per_layer({"a": [1.0, 2.0], "b": [1.0, 2.0]}, ylabel="norm", log=False, highlight="a")
+    band, line = fig.axes[0].lines
+    assert band.get_linewidth() > line.get_linewidth() and band.get_alpha() < 1 and fig.axes[0].get_yscale() == "linear"
+    matplotlib.pyplot.close(fig)

@@ -59,11 +59,17 @@ def leak_bars(leak: torch.Tensor, ax=None):
     return fig
 
 
-def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log: bool = True, ax=None):
-    """One line per entry of `series` (name -> one value per layer), layers numbered from 1."""
+def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log: bool = True, ax=None,
+              highlight: str | None = None):
+    """One line per entry of `series` (name -> one value per layer), layers numbered from 1.
+
+    `highlight` names an entry to draw as a wide translucent band, so that a line it
+    coincides with stays visible on top of it.
+    """
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
     for name, values in series.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", ms=4, label=name)
+        style = dict(lw=7, alpha=0.35, zorder=1) if name == highlight else dict(marker="o", ms=4, zorder=2)
+        ax.plot(range(1, len(values) + 1), values, label=name, **style)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("layer (1 = nearest the input)")
