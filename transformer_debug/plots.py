@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 __all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table",
-           "accuracy_curves", "order_bars", "mask_grid"]
+           "accuracy_curves", "order_bars", "mask_grid", "per_layer"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -174,4 +174,25 @@ def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, t
     fig.colorbar(image, ax=axes, shrink=0.8, label="allowed (1) / weight; red: NaN")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log: bool = True, ax=None,
+              highlight: str | None = None):
+    """One line per entry of `series` (name -> one value per layer), layers numbered from 1.
+
+    `highlight` names an entry to draw as a wide translucent band, so that a line it
+    coincides with stays visible on top of it.
+    """
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for name, values in series.items():
+        style = dict(lw=7, alpha=0.35, zorder=1) if name == highlight else dict(marker="o", ms=4, zorder=2)
+        ax.plot(range(1, len(values) + 1), values, label=name, **style)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = nearest the input)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from .tasks import seeded
 
 __all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
-           "softmax_overflow", "order_sensitivity", "padding_leak"]
+           "softmax_overflow", "order_sensitivity", "padding_leak", "gradient_norms",
+           "dead_parameters", "output_scales"]
 
 
 @torch.no_grad()
@@ -162,3 +163,50 @@ def padding_leak(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: to
         change = (moved - y).abs().flatten(2).amax(-1).nan_to_num(nan=math.inf)  # (B, T)
         leak = torch.maximum(leak, change.masked_fill(~real, 0).amax(0).float().cpu())
     return leak
+
+
+def gradient_norms(modules) -> list[float]:
+    """After a backward pass: the L2 norm of all gradients of each module, in order.
+
+    Pass the blocks of a stack (`model.blocks`) to see how gradient size changes with
+    depth. A parameter without a gradient counts as zero, so an unused layer shows up.
+    """
+    norms = []
+    for module in modules:
+        squares = [p.grad.detach().double().pow(2).sum() for p in module.parameters() if p.grad is not None]
+        norms.append(torch.stack(squares).sum().sqrt().item() if squares else 0.0)
+    return norms
+
+
+def dead_parameters(model: torch.nn.Module) -> dict[str, str]:
+    """After a backward pass: name -> what is wrong, for every parameter whose gradient is
+    missing (None: the parameter never took part), all zero, or not finite. Empty: healthy."""
+    dead = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            dead[name] = "no gradient"
+        elif not torch.isfinite(p.grad).all():
+            dead[name] = "NaN or inf in the gradient"
+        elif not p.grad.any():
+            dead[name] = "gradient exactly zero"
+    return dead
+
+
+@torch.no_grad()
+def output_scales(modules, fn: Callable, *args) -> list[float]:
+    """Run fn(*args) and return the standard deviation of each module's output, in order.
+
+    Uses forward hooks, so nothing in the model changes. With the blocks of a stack this
+    shows the size of the residual stream after each block.
+    """
+    scales: dict[int, float] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, i=i: scales.__setitem__(i, out.float().std().item()))
+               for i, m in enumerate(modules)]
+    try:
+        fn(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [scales.get(i, float("nan")) for i in range(len(handles))]
