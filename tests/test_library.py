@@ -99,6 +99,17 @@ def test_implementations_come_from_source_fixed_and_with_each_bug(in_course):
         variants["attention-merge-heads"].MultiHeadAttention(8, 2)(x)
 
 
+
+def test_an_answer_cell_may_define_a_dataclass(course, monkeypatch):
+    """The grader's own `from __future__ import annotations` must not reach the answer cell."""
+    from conftest import edit_cell
+    from transformer_debug.authoring.catalog import source_notebook
+    edit_cell(source_notebook(course, "01_attention"), "attention-code",
+              lambda src: src + "\n\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Config:\n    d_model: int = 8\n")
+    monkeypatch.chdir(course / "source" / "01_attention")
+    variants = implementations("01_attention", "attention-code")
+    assert variants[None].Config().d_model == 8
+
 def good_test(impl):
     torch.manual_seed(0)
     attention = impl.MultiHeadAttention(8, 2)

@@ -70,7 +70,9 @@ def implementations(assignment: str, cell: str) -> dict[str | None, types.Simple
     for bug in [None, *markers.parse(source, where).bug_ids]:
         namespace: dict = {"__name__": f"{assignment}_{bug or 'fixed'}"}
         code = markers.solution(source, frozenset({bug} if bug else ()), where)
-        exec(compile(code, f"<{where}, bug {bug}>", "exec"), namespace)
+        # dont_inherit: this module's `from __future__ import annotations` must not leak into the
+        # answer cell (it would break a @dataclass there, whose module is not in sys.modules).
+        exec(compile(code, f"<{where}, bug {bug}>", "exec", dont_inherit=True), namespace)
         variants[bug] = types.SimpleNamespace(**namespace)
     return variants
 
