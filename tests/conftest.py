@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -72,3 +73,7 @@ def pytest_terminal_summary(terminalreporter, config):
     shots = config.stash.get(SCREENSHOTS, None)
     if shots is not None:
         terminalreporter.write_line(f"browser screenshots: {shots} ({len(list(shots.glob('*.png')))} files)")
+        seconds = shots / "seconds.json"
+        if seconds.exists():
+            steps = json.loads(seconds.read_text())
+            terminalreporter.write_line("browser steps: " + ", ".join(f"{k} {v} s" for k, v in steps.items()))
