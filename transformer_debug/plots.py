@@ -14,24 +14,8 @@ __all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "enco
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
     """One row per entry of `maps` (name -> (H, T, T) weights), one column per head."""
-    names = list(maps)
-    n_heads = maps[names[0]].size(0)
-    fig, axes = plt.subplots(len(names), n_heads, figsize=(2.2 * n_heads, 2.3 * len(names)),
-                             squeeze=False, constrained_layout=True)
-    for row, name in enumerate(names):
-        for h in range(n_heads):
-            ax = axes[row, h]
-            image = ax.imshow(maps[name][h].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap="viridis")
-            ax.set_title(f"{name}: head {h}", fontsize=9)
-            ax.set_xticks([]), ax.set_yticks([])
-            if h == 0:
-                ax.set_ylabel("query position")
-            if row == len(names) - 1:
-                ax.set_xlabel("key position")
-    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
-    if title:
-        fig.suptitle(title)
-    return fig
+    n_heads = next(iter(maps.values())).size(0)
+    return mask_grid(maps, [f"head {h}" for h in range(n_heads)], title, label="attention weight")
 
 
 def loss_curves(curves: dict[str, list[float]], floor: float | None = None,
@@ -148,7 +132,8 @@ def order_bars(changes: torch.Tensor, rounding: float = 1e-4, ax=None):
     return fig
 
 
-def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, title: str = "") -> plt.Figure:
+def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, title: str = "",
+              label: str = "allowed (1) / weight; red: NaN") -> plt.Figure:
     """Masks or attention weights as heatmaps: one row per entry of `rows` (name -> (N, T, T),
     values in [0, 1], bool masks welcome), one column per item (a sequence, a head).
 
@@ -171,7 +156,7 @@ def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, t
                 ax.set_ylabel("query position")
             if row == len(names) - 1:
                 ax.set_xlabel("key position")
-    fig.colorbar(image, ax=axes, shrink=0.8, label="allowed (1) / weight; red: NaN")
+    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
     if title:
         fig.suptitle(title)
     return fig
