@@ -205,6 +205,20 @@ class Student:
         return result
 
 
+
+def test_a_failing_step_says_which_and_keeps_its_screenshot(tmp_path):
+    class Page:  # stands in for Playwright's page: only screenshots are needed here
+        def screenshot(self, path, full_page=False):
+            Path(path).write_bytes(b"png")
+
+    student = Student(Page(), tmp_path)
+    with student.step("open the notebook"):
+        pass
+    with pytest.raises(AssertionError, match=r"browser step 2 'validate' failed \(TimeoutError: Timeout 60000ms"):
+        with student.step("validate"):
+            raise TimeoutError("Timeout 60000ms exceeded.\nCall log: ...")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01-open-the-notebook.png", "02-validate-FAILED.png"]
+
 def author_answer(cell: str) -> str:
     """What a student types for one answer cell: the author's fix, markers gone."""
     from transformer_debug.authoring import builds
