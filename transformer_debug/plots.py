@@ -21,13 +21,20 @@ def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure
 def loss_curves(curves: dict[str, list[float]], floor: float | None = None,
                 ceiling: float | None = None, ax=None, ylabel: str = "loss (nats/token)"):
     """Training curves, with the task's best possible loss (`floor`) and ln V (`ceiling`)."""
+    return _curves(curves, ylabel, ax, [
+        (floor, "k", "--", f"entropy floor {floor:.3f}" if floor is not None else ""),
+        (ceiling, "grey", ":", f"ln V {ceiling:.3f} (guessing)" if ceiling is not None else "")])
+
+
+def _curves(curves: dict[str, list[float]], ylabel: str, ax, references) -> plt.Figure:
+    """One line per entry of `curves` against the step, and horizontal reference lines
+    given as (value or None, colour, line style, label)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
     for name, values in curves.items():
         ax.plot(values, label=name)
-    if floor is not None:
-        ax.axhline(floor, color="k", ls="--", lw=1, label=f"entropy floor {floor:.3f}")
-    if ceiling is not None:
-        ax.axhline(ceiling, color="grey", ls=":", lw=1, label=f"ln V {ceiling:.3f} (guessing)")
+    for value, color, ls, label in references:
+        if value is not None:
+            ax.axhline(value, color=color, ls=ls, lw=1, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
@@ -100,17 +107,9 @@ def encoding_table(table: torch.Tensor, title: str = "") -> plt.Figure:
 def accuracy_curves(curves: dict[str, list[float]], chance: float | None = None,
                     best: float | None = None, ax=None):
     """Accuracy per step, with the task's chance level and best possible accuracy."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
-    for name, values in curves.items():
-        ax.plot(values, label=name)
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance {chance:.0%}")
-    if best is not None:
-        ax.axhline(best, color="k", ls="--", lw=1, label=f"best possible {best:.0%}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8)
-    return fig
+    return _curves(curves, "accuracy", ax, [
+        (chance, "grey", ":", f"chance {chance:.0%}" if chance is not None else ""),
+        (best, "k", "--", f"best possible {best:.0%}" if best is not None else "")])
 
 
 def order_bars(changes: torch.Tensor, rounding: float = 1e-4, ax=None):
