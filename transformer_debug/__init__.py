@@ -5,6 +5,7 @@ What the notebooks share, and nothing a student is asked to fix:
   probes   diagnostics that localise a bug (causality, attention maps, entropy)
   plots    matplotlib figures for the probes and training curves
   grading  helpers the hidden tests use (time limits, mutation-grading your test)
+  portable  trained results as bands that read the same on every CPU (for nbval)
   authoring  the course author's tools (markers, catalog, release, bug matrix)
 """
 import random
