@@ -210,3 +210,64 @@ def output_scales(modules, fn: Callable, *args) -> list[float]:
         for handle in handles:
             handle.remove()
     return [scales.get(i, float("nan")) for i in range(len(handles))]
+
+
+# --- Notebook 06 (data): targets, padding and leakage ----------------------------------------------
+
+@torch.no_grad()
+def pad_sensitivity(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: torch.Tensor,
+                    targets: torch.Tensor, pad: torch.Tensor, scale: float = 10.0, seed: int = 0) -> float:
+    """How far a loss moves when only the logits at padded positions change.
+
+    loss_fn(logits, targets) -> scalar, with logits (B, T, V) and targets (B, T); pad: (B, T) bool,
+    True at positions that hold no real prediction. The logits there are replaced by fresh random
+    values (`scale` times a standard normal) and the loss computed again. Returns |change| as a
+    float: 0 for a loss that ignores padding, inf if either loss is not finite.
+    """
+    assert pad.shape == logits.shape[:2], f"pad {tuple(pad.shape)} should be (B, T) = {tuple(logits.shape[:2])}"
+    g = seeded(seed)
+    moved = logits.clone()
+    moved[pad] = (scale * torch.randn(moved[pad].shape, generator=g, dtype=torch.float64)).to(moved)
+    change = (loss_fn(moved, targets) - loss_fn(logits, targets)).abs().item()
+    return change if math.isfinite(change) else math.inf
+
+
+def bag_of_tokens_accuracy(x: torch.Tensor, y: torch.Tensor, vocab_size: int | None = None,
+                           folds: int = 5, seed: int = 0) -> float:
+    """A leak detector: how well a logistic regression predicts y from the bag of tokens of x.
+
+    x: (N, T) token ids, y: (N,) class labels. Each sequence becomes its token counts (order thrown
+    away) and scikit-learn's LogisticRegression is scored by stratified `folds`-fold cross-validation.
+    Returns the mean held-out accuracy. On a task whose label depends only on order (ABeforeB) this
+    sits at chance; far above chance means the inputs carry something that gives the label away.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x, y = x.detach().cpu().long(), y.detach().cpu()
+    assert x.dim() == 2 and y.shape == x.shape[:1], f"x should be (N, T) and y (N,), got {tuple(x.shape)}, {tuple(y.shape)}"
+    assert x.min() >= 0, f"token ids should be >= 0, found {int(x.min())}"
+    V = int(x.max()) + 1 if vocab_size is None else vocab_size
+    assert x.max() < V, f"token id {int(x.max())} is outside vocab_size={V}"
+    counts = torch.zeros(x.size(0), V).scatter_add_(1, x, torch.ones(x.shape))  # (N, V) occurrences
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(LogisticRegression(max_iter=1000), counts.numpy(), y.numpy(), cv=cv)
+    return float(scores.mean())
+
+
+def overlap(train: torch.Tensor, val: torch.Tensor) -> int:
+    """How many rows of val also occur, token for token, among the rows of train.
+
+    Each row is hashed (SHA-1 of its int64 bytes), so the count takes one pass over each set
+    and works for millions of rows. Duplicates across a split inflate validation scores.
+    """
+    import hashlib
+
+    def digest(row):
+        return hashlib.sha1(row.numpy().tobytes()).hexdigest()
+
+    seen = {digest(row) for row in train.detach().cpu().long().contiguous()}
+    return sum(digest(row) in seen for row in val.detach().cpu().long().contiguous())
+
+
+__all__ += ["pad_sensitivity", "bag_of_tokens_accuracy", "overlap"]
