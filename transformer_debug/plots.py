@@ -180,3 +180,32 @@ def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log:
         ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def batch_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, title: str = "",
+               label: str = "changed (1)") -> plt.Figure:
+    """Whole batches as 0/1 images: one row per entry of `rows` (name -> (N, B, T)), one column
+    per batch; sequences run down, positions across. Two equal images are easy to spot."""
+    names = list(rows)
+    n = rows[names[0]].size(0)
+    columns = columns or [f"batch {i}" for i in range(n)]
+    fig, axes = plt.subplots(len(names), n, figsize=(2.1 * n, 1.9 * len(names)),
+                             squeeze=False, constrained_layout=True)
+    for row, name in enumerate(names):
+        for i in range(n):
+            ax = axes[row, i]
+            image = ax.imshow(rows[name][i].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap="Greys",
+                              aspect="auto", interpolation="nearest")
+            ax.set_title(f"{name}: {columns[i]}", fontsize=8)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel("sequence")
+            if row == len(names) - 1:
+                ax.set_xlabel("position")
+    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ += ["batch_grid"]

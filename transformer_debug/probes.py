@@ -271,3 +271,57 @@ def overlap(train: torch.Tensor, val: torch.Tensor) -> int:
 
 
 __all__ += ["pad_sensitivity", "bag_of_tokens_accuracy", "overlap"]
+
+# Notebook 09 (reproducibility): where two runs part ways, and what a checkpoint holds.
+
+def first_difference(a, b) -> int | None:
+    """The first index at which two sequences of numbers (losses per step, say) differ, compared
+    exactly, NaN equal to NaN; None when they are identical. If one is a prefix of the other, the
+    length of the shorter. Exact on purpose: a difference of 1e-7 at step 3 is where an
+    irreproducible run begins, however small it looks."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if not (x == y or (x != x and y != y)):
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def state_differences(a: dict, b: dict) -> dict[str, float]:
+    """The largest |a[k] - b[k]| for every entry of two state dicts (`model.state_dict()`):
+    0.0 where the tensors are bitwise equal, inf where a key is on one side only or the
+    shapes differ."""
+    diffs = {}
+    for key in [*a, *(k for k in b if k not in a)]:
+        x, y = a.get(key), b.get(key)
+        if x is None or y is None or x.shape != y.shape:
+            diffs[key] = math.inf
+        elif x.numel() == 0:
+            diffs[key] = 0.0
+        else:
+            diffs[key] = (x.detach().double() - y.detach().double()).abs().max().item()
+    return diffs
+
+
+def describe_state(obj) -> str:
+    """One line on what a checkpoint entry holds: a tensor's dtype and shape, or for nested
+    dicts, lists and tuples the number of tensors, the numbers in them, and other values
+    (Python ints, floats, strings, None), e.g. '36 tensors (6,912 numbers), 14 other values'."""
+    if isinstance(obj, torch.Tensor):
+        return f"{str(obj.dtype).removeprefix('torch.')} tensor {tuple(obj.shape)}"
+    tensors, numbers, others = 0, 0, 0
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, torch.Tensor):
+            tensors, numbers = tensors + 1, numbers + item.numel()
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        else:
+            others += 1
+    parts = [f"{tensors} tensor{'s' * (tensors != 1)} ({numbers:,} numbers)"] if tensors else []
+    parts += [f"{others} other value{'s' * (others != 1)}"] if others else []
+    return ", ".join(parts) or "nothing"
+
+
+__all__ += ["first_difference", "state_differences", "describe_state"]
