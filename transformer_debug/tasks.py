@@ -162,7 +162,7 @@ class RarePositives:
     (the Bayes classifier) scores P(y = 1 | x) = positive_rates[k], and its accuracy,
     F1 and ROC-AUC have closed forms. With the defaults about 10% of labels are
     positive: "always negative" scores 90% accuracy and F1 0; the Bayes classifier
-    scores about 93%, 0.60 and 0.88.
+    scores about 94.5%, 0.72 and 0.93.
 
     Metrics here are population values (an infinite validation set); a finite sample's
     own values scatter around them, so compare a model with the Bayes classifier scored
@@ -172,8 +172,8 @@ class RarePositives:
     ALARM = 0
     splits = ("train", "val", "test")
 
-    def __init__(self, vocab_size=8, seq_len=16, level_probs=(0.80, 0.12, 0.05, 0.03),
-                 positive_rates=(0.02, 0.25, 0.56, 0.90), seed=0):
+    def __init__(self, vocab_size=4, seq_len=8, level_probs=(0.80, 0.10, 0.06, 0.04),
+                 positive_rates=(0.01, 0.20, 0.60, 0.92), seed=0):
         assert vocab_size >= 2, "need the alarm token and at least one filler token"
         assert len(level_probs) == len(positive_rates) >= 2, "one positive rate per alarm count, two at least"
         assert seq_len >= len(level_probs) - 1, f"seq_len={seq_len} cannot hold {len(level_probs) - 1} alarms"
@@ -256,4 +256,17 @@ class RarePositives:
                 f"best accuracy {best['accuracy']:.3f}, F1 {best['f1']:.3f}, ROC-AUC {best['roc_auc']:.3f})")
 
 
-__all__ += ["RarePositives"]
+class BayesClassifier(torch.nn.Module):
+    """The best possible model of a task that knows its own posterior (RarePositives):
+    (B, T) tokens -> (B,) float32 logits, on the input's device. No parameters, no dropout:
+    a reference that any metric code must score at the task's known optimum."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, x):
+        return self.task.bayes_logits(x.cpu()).to(x.device)
+
+
+__all__ += ["RarePositives", "BayesClassifier"]
