@@ -209,3 +209,24 @@ def batch_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, 
 
 
 __all__ += ["batch_grid"]
+
+def metric_curves(history: dict[str, list[float]], best: dict[str, float] | None = None,
+                  steps: list[int] | None = None, ax=None, title: str = ""):
+    """Metrics per evaluation (name -> values, one per entry of `steps`), each with its best
+    possible value (name -> value, e.g. the Bayes classifier's) as a dashed line of its colour."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    best = best or {}
+    for name, values in history.items():
+        x = steps if steps is not None else range(len(values))
+        line, = ax.plot(x, values, marker=".", label=name)
+        if name in best:
+            ax.axhline(best[name], color=line.get_color(), ls="--", lw=1, label=f"best {name} {best[name]:.3f}")
+    ax.set_xlabel("training step" if steps is not None else "evaluation")
+    ax.set_ylabel("metric on the validation set")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+__all__ += ["metric_curves"]

@@ -149,3 +149,124 @@ class ABeforeB:
 
     def __repr__(self):
         return f"ABeforeB(vocab_size={self.vocab_size}, seq_len={self.seq_len}, A={self.A}, B={self.B})"
+
+
+class RarePositives:
+    """
+    Binary classification with rare positives and label noise of known rate.
+
+    Each sequence holds k alarm tokens (token 0, at random positions; k = 0..K) among
+    filler tokens 1..V-1. The level k has probability level_probs[k], and the label is
+    positive with probability positive_rates[k], whatever else the sequence holds: the
+    label is noisy, and no model can know more than k. So the best possible classifier
+    (the Bayes classifier) scores P(y = 1 | x) = positive_rates[k], and its accuracy,
+    F1 and ROC-AUC have closed forms. With the defaults about 10% of labels are
+    positive: "always negative" scores 90% accuracy and F1 0; the Bayes classifier
+    scores about 94.5%, 0.72 and 0.93.
+
+    Metrics here are population values (an infinite validation set); a finite sample's
+    own values scatter around them, so compare a model with the Bayes classifier scored
+    on the same examples (`posterior`).
+    """
+
+    ALARM = 0
+    splits = ("train", "val", "test")
+
+    def __init__(self, vocab_size=4, seq_len=8, level_probs=(0.80, 0.10, 0.06, 0.04),
+                 positive_rates=(0.01, 0.20, 0.60, 0.92), seed=0):
+        assert vocab_size >= 2, "need the alarm token and at least one filler token"
+        assert len(level_probs) == len(positive_rates) >= 2, "one positive rate per alarm count, two at least"
+        assert seq_len >= len(level_probs) - 1, f"seq_len={seq_len} cannot hold {len(level_probs) - 1} alarms"
+        probs = torch.tensor(level_probs, dtype=torch.float64)
+        rates = torch.tensor(positive_rates, dtype=torch.float64)
+        assert (probs > 0).all() and abs(probs.sum().item() - 1) < 1e-9, "level_probs must be positive and sum to 1"
+        assert ((rates > 0) & (rates < 1)).all() and (rates.diff() > 0).all(), \
+            "positive_rates must lie in (0, 1) and grow with the number of alarms"
+        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+        self.n_classes = 2
+        self.level_probs, self.positive_rates = probs, rates  # (K + 1,) each
+
+    @property
+    def positive_rate(self):
+        """P(y = 1): the share of positive labels."""
+        return (self.level_probs * self.positive_rates).sum().item()
+
+    def sample(self, n, generator):
+        """x (n, seq_len) tokens and y (n,) labels in {0, 1}, drawn with `generator`."""
+        k = torch.multinomial(self.level_probs, n, replacement=True, generator=generator)  # (n,) alarm counts
+        x = torch.randint(1, self.vocab_size, (n, self.seq_len), generator=generator)
+        # the k alarms go to the first k of a random order of positions
+        order = torch.rand(n, self.seq_len, generator=generator).argsort(dim=1)  # (n, seq_len)
+        x[order < k[:, None]] = self.ALARM
+        y = (torch.rand(n, generator=generator, dtype=torch.float64) < self.positive_rates[k]).long()
+        return x, y
+
+    batch = sample  # fresh training batches, like the other tasks
+
+    def split(self, name, n):
+        """A fixed data set: the same (x, y) for the same task seed, split name and n."""
+        assert name in self.splits, f"split should be one of {self.splits}, got {name!r}"
+        return self.sample(n, seeded(1000 * self.seed + self.splits.index(name) + 1))
+
+    def levels(self, x):
+        """(n, seq_len) tokens -> (n,) the number of alarm tokens in each sequence."""
+        return (x == self.ALARM).sum(dim=1)
+
+    def posterior(self, x):
+        """(n, seq_len) tokens -> (n,) P(y = 1 | x) in float64: the Bayes classifier's score."""
+        k = self.levels(x)
+        assert k.max().item() < len(self.positive_rates), "more alarms than this task ever draws"
+        return self.positive_rates[k]
+
+    def bayes_logits(self, x):
+        """(n, seq_len) tokens -> (n,) float32 log-odds of the posterior: a perfect model's logits."""
+        p = self.posterior(x)
+        return (p.log() - (-p).log1p()).float()
+
+    def _tables(self):
+        # per level: P(level, y = 1), P(level, y = 0); levels are sorted by their posterior
+        return self.level_probs * self.positive_rates, self.level_probs * (1 - self.positive_rates)
+
+    def bayes_metrics(self, threshold=0.5):
+        """Expected accuracy, F1 (of the positive class) and ROC-AUC of the Bayes classifier,
+        which predicts positive where P(y = 1 | x) > threshold. Ties in the ROC count half."""
+        pos, neg = self._tables()
+        yes = self.positive_rates > threshold  # levels predicted positive
+        tp, fp = pos[yes].sum().item(), neg[yes].sum().item()
+        accuracy = tp + neg[~yes].sum().item()
+        f1 = 2 * tp / (tp + fp + self.positive_rate) if tp + fp > 0 else 0.0
+        a, b = pos / pos.sum(), neg / neg.sum()  # level distribution of positives, of negatives
+        below = torch.cumsum(b, 0) - b           # P(a negative sits at a lower level)
+        roc_auc = (a * below).sum().item() + 0.5 * (a * b).sum().item()
+        return {"accuracy": accuracy, "f1": f1, "roc_auc": roc_auc}
+
+    @property
+    def best_f1(self):
+        """(F1, threshold): the highest expected F1 any classifier reaches, and a posterior
+        threshold that reaches it. For F1 that is not 0.5 but half the best F1 itself."""
+        cuts = [0.0] + [(a + b) / 2 for a, b in zip(self.positive_rates[:-1].tolist(),
+                                                    self.positive_rates[1:].tolist())]
+        best = max(self.bayes_metrics(t)["f1"] for t in cuts)  # any other threshold repeats a cut
+        return best, best / 2
+
+    def __repr__(self):
+        best = self.bayes_metrics()
+        return (f"RarePositives(vocab_size={self.vocab_size}, seq_len={self.seq_len}, "
+                f"alarm levels {len(self.level_probs)}, positives {self.positive_rate:.1%}, "
+                f"best accuracy {best['accuracy']:.3f}, F1 {best['f1']:.3f}, ROC-AUC {best['roc_auc']:.3f})")
+
+
+class BayesClassifier(torch.nn.Module):
+    """The best possible model of a task that knows its own posterior (RarePositives):
+    (B, T) tokens -> (B,) float32 logits, on the input's device. No parameters, no dropout:
+    a reference that any metric code must score at the task's known optimum."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, x):
+        return self.task.bayes_logits(x.cpu()).to(x.device)
+
+
+__all__ += ["RarePositives", "BayesClassifier"]
