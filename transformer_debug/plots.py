@@ -180,3 +180,18 @@ def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log:
         ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def lr_curves(curves: dict[str, list[float]], marks: dict[float, str] | None = None, ax=None,
+              ylabel: str = "learning rate"):
+    """Learning rate per optimizer step, one line per entry of `curves` (name -> values);
+    `marks` draws a dotted vertical line at each step (step -> label), e.g. where warmup ends."""
+    fig = _curves(curves, ylabel, ax, [])
+    ax = ax if ax is not None else fig.axes[0]
+    for step, label in (marks or {}).items():
+        ax.axvline(step, color="grey", ls=":", lw=1, label=label)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ += ["lr_curves"]
