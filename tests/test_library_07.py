@@ -98,8 +98,10 @@ def test_step_errors_is_rounding_for_a_correct_step_and_large_for_broken_ones():
 def test_lr_curves_draws_each_curve_and_mark_and_leaves_global_settings_alone():
     import matplotlib.pyplot as plt
     before = dict(plt.rcParams)
-    fig = plots.lr_curves({"planned": [0.1, 0.2, 0.3], "used": [0.1, 0.1, 0.1]}, marks={1: "warmup ends"})
+    fig = plots.lr_curves({"planned": [0.1, 0.2, 0.3], "used": [0.1, 0.1, 0.1]}, marks={1: "warmup ends"},
+                          highlight="planned")
     ax = fig.axes[0]
+    assert [line.get_linewidth() for line in ax.lines[:2]] == [7, plt.rcParams["lines.linewidth"]]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["planned", "used", "warmup ends"]
     assert ax.get_ylabel() == "learning rate"
