@@ -230,3 +230,23 @@ def metric_curves(history: dict[str, list[float]], best: dict[str, float] | None
 
 
 __all__ += ["metric_curves"]
+
+def lr_curves(curves: dict[str, list[float]], marks: dict[float, str] | None = None, ax=None,
+              ylabel: str = "learning rate", highlight: str | None = None):
+    """Learning rate per optimizer step, one line per entry of `curves` (name -> values);
+    `marks` draws a dotted vertical line at each step (step -> label), e.g. where warmup ends.
+    `highlight` names an entry to draw as a wide translucent band, so a curve that coincides
+    with it stays visible on top of it."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for name, values in curves.items():
+        style = dict(lw=7, alpha=0.35, zorder=1) if name == highlight else dict(zorder=2)
+        ax.plot(values, label=name, **style)
+    for step, label in (marks or {}).items():
+        ax.axvline(step, color="grey", ls=":", lw=1, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ += ["lr_curves"]

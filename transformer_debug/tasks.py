@@ -270,3 +270,45 @@ class BayesClassifier(torch.nn.Module):
 
 
 __all__ += ["RarePositives", "BayesClassifier"]
+
+def variable_length(seq, generator, min_targets=1, pad_id=0, ignore_index=-100):
+    """
+    Right-padded inputs and next-token targets of random lengths, from seq (n, L + 1).
+
+    Row i keeps its first k_i + 1 tokens, k_i uniform in [min_targets, L] (drawn with
+    `generator`): inputs (n, L) hold x_0..x_{k-1} then pad_id, targets (n, L) hold
+    x_1..x_k then ignore_index, so a loss with that ignore_index counts k_i tokens of row i.
+    With a causal model, right padding never changes the logits at real positions.
+    """
+    assert seq.dim() == 2 and seq.size(1) >= 2, "seq should be (n, L + 1) tokens with L >= 1"
+    n, L = seq.size(0), seq.size(1) - 1
+    assert 1 <= min_targets <= L, f"min_targets={min_targets} should lie in [1, {L}]"
+    lengths = torch.randint(min_targets, L + 1, (n,), generator=generator)  # (n,)
+    real = torch.arange(L) < lengths[:, None]                              # (n, L)
+    inputs = seq[:, :-1].masked_fill(~real, pad_id)
+    targets = seq[:, 1:].masked_fill(~real, ignore_index)
+    return inputs, targets
+
+
+def target_nll(task, inputs, targets, ignore_index=-100):
+    """
+    Exact mean negative log-likelihood (nats per counted target) of `targets` under the
+    true chain of `task`, a MarkovLanguage: the best loss any model can reach on them.
+
+    inputs, targets: (n, L) as from variable_length (right padding, targets[t] = x_{t+1});
+    a target whose condition x_{t+1-lag} lies before the sequence costs its unigram
+    probability, as in MarkovLanguage.nll.
+    """
+    assert inputs.shape == targets.shape and inputs.dim() == 2
+    counted = targets != ignore_index                                      # (n, L)
+    assert counted.any(), "no target is counted"
+    L, lag = targets.size(1), task.lag
+    safe = targets.clamp_min(0)
+    logp = task.stationary.log()[safe]                                     # unigram, (n, L)
+    if L > lag - 1:  # targets t >= lag - 1 condition on inputs[t + 1 - lag]
+        cond = task.transition.log()[inputs[:, :L - lag + 1], safe[:, lag - 1:]]
+        logp = torch.cat([logp[:, :lag - 1], cond], 1)
+    return (-logp[counted].sum() / counted.sum()).item()
+
+
+__all__ += ["variable_length", "target_nll"]
