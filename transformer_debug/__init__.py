@@ -1,7 +1,7 @@
 """Transformer Debug: the course library.
 
 What the notebooks share, and nothing a student is asked to fix:
-  tasks    synthetic data with a known best result (MarkovLanguage, ABeforeB)
+  tasks    synthetic data with a known best result (MarkovLanguage, ABeforeB, RarePositives)
   probes   diagnostics that localise a bug (causality, attention maps, entropy)
   plots    matplotlib figures for the probes and training curves
   grading  helpers the hidden tests use (time limits, mutation-grading your test)

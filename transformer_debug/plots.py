@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import torch
 
 __all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table",
-           "accuracy_curves", "order_bars", "mask_grid", "per_layer"]
+           "accuracy_curves", "order_bars", "mask_grid", "per_layer", "batch_grid",
+           "metric_curves", "lr_curves"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -208,8 +209,6 @@ def batch_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, 
     return fig
 
 
-__all__ += ["batch_grid"]
-
 def metric_curves(history: dict[str, list[float]], best: dict[str, float] | None = None,
                   steps: list[int] | None = None, ax=None, title: str = ""):
     """Metrics per evaluation (name -> values, one per entry of `steps`), each with its best
@@ -229,8 +228,6 @@ def metric_curves(history: dict[str, list[float]], best: dict[str, float] | None
     return fig
 
 
-__all__ += ["metric_curves"]
-
 def lr_curves(curves: dict[str, list[float]], marks: dict[float, str] | None = None, ax=None,
               ylabel: str = "learning rate", highlight: str | None = None):
     """Learning rate per optimizer step, one line per entry of `curves` (name -> values);
@@ -247,6 +244,3 @@ def lr_curves(curves: dict[str, list[float]], marks: dict[float, str] | None = N
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return fig
-
-
-__all__ += ["lr_curves"]

@@ -15,7 +15,8 @@ from .tasks import seeded
 
 __all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
            "softmax_overflow", "order_sensitivity", "padding_leak", "gradient_norms",
-           "dead_parameters", "output_scales"]
+           "dead_parameters", "output_scales", "pad_sensitivity", "bag_of_tokens_accuracy",
+           "overlap", "first_difference", "state_differences", "describe_state", "step_errors"]
 
 
 @torch.no_grad()
@@ -270,8 +271,6 @@ def overlap(train: torch.Tensor, val: torch.Tensor) -> int:
     return sum(digest(row) in seen for row in val.detach().cpu().long().contiguous())
 
 
-__all__ += ["pad_sensitivity", "bag_of_tokens_accuracy", "overlap"]
-
 # Notebook 09 (reproducibility): where two runs part ways, and what a checkpoint holds.
 
 def first_difference(a, b) -> int | None:
@@ -324,8 +323,6 @@ def describe_state(obj) -> str:
     return ", ".join(parts) or "nothing"
 
 
-__all__ += ["first_difference", "state_differences", "describe_state"]
-
 def step_errors(step: Callable, model: torch.nn.Module, calls, ignore_index: int = -100) -> list[float]:
     """How far each optimizer step strays from the gradient of its own batch.
 
@@ -355,6 +352,3 @@ def step_errors(step: Callable, model: torch.nn.Module, calls, ignore_index: int
         worst = max(((b - p.detach()) - g).abs().max().item() for b, p, g in zip(before, model.parameters(), grads))
         errors.append(worst / scale)
     return errors
-
-
-__all__ += ["step_errors"]

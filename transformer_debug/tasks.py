@@ -2,8 +2,9 @@
 Synthetic tasks whose best possible result is known exactly.
 
 A real corpus never tells you how good a loss is. These tasks do: MarkovLanguage
-knows the lowest cross-entropy any model can reach, and ABeforeB has chance 50%
-and a perfect score of 100%. A model that stalls far from those numbers has a bug,
+knows the lowest cross-entropy any model can reach, ABeforeB has chance 50%
+and a perfect score of 100%, and RarePositives knows the best accuracy, F1 and
+ROC-AUC that any classifier can reach on its noisy labels. A model that stalls far from those numbers has a bug,
 not a data problem. Nothing is downloaded and nothing touches global random
 state: every draw takes an explicit torch.Generator, so runs are reproducible.
 """
@@ -12,7 +13,8 @@ import math
 
 import torch
 
-__all__ = ["seeded", "MarkovLanguage", "ABeforeB"]
+__all__ = ["seeded", "MarkovLanguage", "ABeforeB", "RarePositives", "BayesClassifier",
+           "variable_length", "target_nll"]
 
 
 def seeded(seed):
@@ -269,8 +271,6 @@ class BayesClassifier(torch.nn.Module):
         return self.task.bayes_logits(x.cpu()).to(x.device)
 
 
-__all__ += ["RarePositives", "BayesClassifier"]
-
 def variable_length(seq, generator, min_targets=1, pad_id=0, ignore_index=-100):
     """
     Right-padded inputs and next-token targets of random lengths, from seq (n, L + 1).
@@ -309,6 +309,3 @@ def target_nll(task, inputs, targets, ignore_index=-100):
         cond = task.transition.log()[inputs[:, :L - lag + 1], safe[:, lag - 1:]]
         logp = torch.cat([logp[:, :lag - 1], cond], 1)
     return (-logp[counted].sum() / counted.sum()).item()
-
-
-__all__ += ["variable_length", "target_nll"]
