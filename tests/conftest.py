@@ -66,6 +66,25 @@ def run_graded_cells(assignment: str, names: dict, your_test: str) -> None:
             pytest.fail(f"{cell} fails a correct fix ({fix}): {type(err).__name__}: {err}")
 
 
+def points_lost(assignment: str, names: dict) -> dict[str, int]:
+    """grade_id -> points, for every autograded test cell that fails with `names` standing in for
+    the answer cell (a wrong fix must lose points). The cell grading the student's own test is left
+    out: here it would grade the author's test, whatever `names` holds."""
+    from transformer_debug.authoring.builds import read_source
+    from transformer_debug.authoring.catalog import grade_id, is_test_cell
+    _, nb = read_source(ROOT, assignment)
+    points = {grade_id(c): c.metadata["nbgrader"]["points"] for c in nb.cells if is_test_cell(c)}
+    lost = {}
+    for cell, code in graded_cells(assignment).items():
+        if cell == "hidden-your-test":
+            continue
+        try:
+            exec(code, dict(names))
+        except Exception:  # noqa: BLE001 (any failure loses the cell's points)
+            lost[cell] = points[cell]
+    return lost
+
+
 SCREENSHOTS = pytest.StashKey[Path]()  # set by the browser test: where its screenshots are
 
 

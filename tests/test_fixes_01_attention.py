@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, answer_cell, run_graded_cells
+import math
+
+from conftest import ROOT, answer_cell, points_lost, run_graded_cells
 
 
 def attention_01():
@@ -47,3 +49,17 @@ def attention_01():
 def test_01_hidden_tests_pass_on_other_correct_fixes(cls, monkeypatch):
     monkeypatch.chdir(ROOT / "release" / "01_attention")  # grading finds source/ from here
     run_graded_cells("01_attention", {"MultiHeadAttention": cls}, your_test="test_attention")
+
+
+def test_01_a_plausible_wrong_fix_loses_points():
+    """Scaling by sqrt(C) instead of sqrt(D) passes every visible test (they use one head, where
+    C == D) and looks right; the hidden tests with three heads must take points off."""
+    base = {}
+    exec(answer_cell("01_attention", "attention-code"), base)
+
+    class ScaleByWidth(base["MultiHeadAttention"]):
+        def scores(self, q, k):
+            return q @ k.transpose(-2, -1) / math.sqrt(self.n_heads * self.d_head)
+
+    lost = points_lost("01_attention", {"MultiHeadAttention": ScaleByWidth})
+    assert lost == {"hidden-scores": 2, "hidden-vs-torch": 2}

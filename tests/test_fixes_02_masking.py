@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, answer_cell, run_graded_cells
+from conftest import ROOT, answer_cell, points_lost, run_graded_cells
 
 NAMES = ("causal_mask", "attention_mask", "attend", "MaskedSelfAttention", "lm_loss")
 
@@ -108,3 +108,13 @@ def test_02_the_fixes_really_differ_from_the_author_and_agree_with_each_other():
         mask = fix["attention_mask"](real)
         assert torch.allclose(fix["attend"](q, k, v, mask), author["attend"](q, k, v, mask), atol=1e-6)
         assert torch.allclose(fix["lm_loss"](logits, targets, real), author["lm_loss"](logits, targets, real))
+
+
+def test_02_a_plausible_wrong_fix_loses_points():
+    """Summing the real targets' losses and dividing by the number of sequences (a per-sequence
+    loss) passes the visible test, which only appends pads; it is not the mean over real targets."""
+    def lm_loss(logits, targets, real):
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        return (loss * real).sum() / real.size(0)
+
+    assert points_lost("02_masking", masking_02("PerSequence", lm_loss=lm_loss)) == {"hidden-loss": 2}

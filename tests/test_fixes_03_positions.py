@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, run_graded_cells
+from conftest import ROOT, answer_cell, points_lost, run_graded_cells
 from transformer_debug.authoring.builds import read_source
 from transformer_debug.tasks import seeded
 
@@ -85,3 +85,28 @@ def einsum_uniform_inplace():
 def test_03_hidden_tests_pass_on_other_correct_fixes(fix, monkeypatch):
     monkeypatch.chdir(ROOT / "release" / "03_positions")  # grading finds source/ from here
     run_graded_cells("03_positions", {**harness(), **fix()}, your_test="test_positions")
+
+
+def test_03_a_plausible_wrong_fix_loses_points():
+    """Speeds 10000^(-i/C), i instead of 2i: they start at 1 and fall, as the visible test asks,
+    but only to 1/100; the hidden formula tests must take points off."""
+    namespace = {}
+    exec(answer_cell("03_positions", "positions-code"), namespace)
+
+    def inverse_frequencies(d_model):
+        return 10000.0 ** (-torch.arange(d_model // 2, dtype=torch.float32) / d_model)
+
+    namespace["inverse_frequencies"] = inverse_frequencies  # sinusoidal_table looks it up here
+    fix = {name: namespace[name] for name in ("inverse_frequencies", "sinusoidal_table", "Embedding")}
+    assert points_lost("03_positions", {**harness(), **fix}) == {"hidden-frequencies": 1, "hidden-table": 2}
+
+
+def test_03_the_table_probe_shows_the_shape_coincidence():
+    """At T == C/2 the planted elementwise product does not crash: every row is the same vector,
+    which the table probe's first line reports (and the hidden table test rejects by value)."""
+    namespace = {}
+    exec(answer_cell("03_positions", "positions-code", bugs={"positions-outer-product"}), namespace)
+    square = namespace["sinusoidal_table"](16, 32)
+    assert len(torch.unique(square, dim=0)) == 1
+    with pytest.raises(RuntimeError, match="must match"):
+        namespace["sinusoidal_table"](17, 32)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, answer_cell, run_graded_cells
+from conftest import ROOT, answer_cell, points_lost, run_graded_cells
 
 BUGS = {"blocks-post-ln", "blocks-residual-normed", "blocks-dropout-stream", "blocks-final-ln"}
 
@@ -94,3 +94,41 @@ def test_04_the_released_code_fails_the_graded_cells():
     names = {k: ns[k] for k in ("Config", "CausalSelfAttention", "MLP", "Block", "TinyLM")}
     with pytest.raises((AssertionError, pytest.fail.Exception)):
         run_graded_cells("04_blocks", names, your_test="test_blocks")
+
+
+def fixed_with(**replacements):
+    """The author's fixed cell with some classes replaced; TinyLM builds blocks from this namespace."""
+    namespace = {}
+    exec(answer_cell("04_blocks", "blocks-code"), namespace)
+    namespace.update(replacements)
+    return namespace
+
+
+@pytest.mark.parametrize("wrong, lost", [
+    # LayerNorm on each branch's output instead of its input: a switched-off block is still the
+    # identity (LayerNorm of zeros is its bias, 0 at initialisation), so every visible test passes.
+    ("branch_output_norm", {"hidden-pre-ln-vs-torch": 2}),
+    # The final LayerNorm applied to the logits: with V == C it runs and normalises something, and
+    # every visible test passes; the readout test uses V != C.
+    ("norm_on_logits", {"hidden-readout-normalised": 1}),
+])
+def test_04_plausible_wrong_fixes_lose_points(wrong, lost):
+    base = fixed_with()
+
+    class BranchOutputNorm(base["Block"]):
+        def forward(self, x):
+            if not self.norm_first:
+                return super().forward(x)
+            x = x + self.ln1(self.drop(self.attn(x)))
+            return x + self.ln2(self.drop(self.mlp(x)))
+
+    class NormOnLogits(base["TinyLM"]):
+        def forward(self, idx):
+            x = self.tok(idx) + self.pos(torch.arange(idx.size(1), device=idx.device))
+            for block in self.blocks:
+                x = block(x)
+            return self.ln_f(self.head(x))
+
+    ns = fixed_with(Block=BranchOutputNorm) if wrong == "branch_output_norm" else fixed_with(TinyLM=NormOnLogits)
+    names = {k: ns[k] for k in ("Config", "CausalSelfAttention", "MLP", "Block", "TinyLM")}
+    assert points_lost("04_blocks", names) == lost

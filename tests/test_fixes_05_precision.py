@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, answer_cell, run_graded_cells
+from conftest import ROOT, answer_cell, points_lost, run_graded_cells
 
 
 def softmax_in_float32(x, dim=-1):
@@ -86,3 +86,34 @@ def variants():
 def test_05_hidden_tests_pass_on_other_correct_fixes(name, monkeypatch):
     monkeypatch.chdir(ROOT / "release" / "05_precision")  # grading finds source/ from here
     run_graded_cells("05_precision", variants()[name], your_test="test_precision")
+
+
+def softmax_upcast_only(x, dim=-1):
+    """Upcast to float32 and exponentiate the raw logits: fine in float16's range, NaN past 88."""
+    e = x.float().exp()
+    return (e / e.sum(dim, keepdim=True)).to(x.dtype)
+
+
+def mask_with_minus_inf(scores, mask):
+    """-inf fits every dtype, but a query that may see no key gets NaN."""
+    return scores.masked_fill(~mask, float("-inf"))
+
+
+@pytest.mark.parametrize("name, replacement, lost", [
+    ("softmax", softmax_upcast_only, {"hidden-softmax": 2}),
+    ("mask_scores", mask_with_minus_inf, {"hidden-mask": 2}),
+])
+def test_05_plausible_wrong_fixes_lose_points(name, replacement, lost):
+    """Each passes every visible test and looks right; the hidden tests must take points off."""
+    namespace = {}
+    exec(answer_cell("05_precision", "precision-code"), namespace)
+    namespace[name] = replacement  # attend looks it up in this namespace
+    assert points_lost("05_precision", {k: namespace[k] for k in ("softmax", "mask_scores", "attend", "train_step")}) == lost
+
+
+def test_05_the_overflow_probe_shows_the_upcast_only_softmax():
+    """The probe sweeps float16's whole range, so it turns red where the upcast-only softmax breaks."""
+    from transformer_debug import probes
+    sizes = probes.logit_magnitudes(torch.float16)
+    errors = probes.softmax_overflow(softmax_upcast_only, sizes).tolist()
+    assert [m for m, e in zip(sizes, errors) if e > 1e-2][0] < 100

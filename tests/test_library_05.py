@@ -55,3 +55,32 @@ def test_overflow_sweep_marks_broken_outputs_and_leaves_global_settings_alone():
     assert plots.overflow_sweep([0], {"a": torch.tensor([1e-3])}, ax=other) is other.figure
     assert dict(plt.rcParams) == before
     plt.close("all")
+
+
+def test_logit_magnitudes_cover_the_dtype_range_and_catch_a_softmax_that_only_upcasts():
+    sizes = probes.logit_magnitudes(torch.float16)
+    assert sizes[:25] == [float(m) for m in range(25)]
+    assert sizes[-1] == 65504.0 and sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert max(b / a for a, b in zip(sizes[25:], sizes[26:])) < 1.2  # four sizes per doubling
+    assert probes.logit_magnitudes(torch.bfloat16)[-1] == torch.finfo(torch.bfloat16).max
+
+    def upcast_only(x, dim=-1):  # float32 exp without the shift: fine to |logit| 88, NaN past it
+        e = x.float().exp()
+        return (e / e.sum(dim, keepdim=True)).to(x.dtype)
+
+    errors = probes.softmax_overflow(upcast_only, sizes).tolist()
+    broken = [m for m, e in zip(sizes, errors) if e > 1e-2]
+    assert broken and 88 < broken[0] < 100 and all(math.isinf(e) for e in errors[sizes.index(broken[0]):])
+    assert max(probes.softmax_overflow(upcast_only, list(range(25)))) < 2e-3  # the old sweep missed it
+    assert max(probes.softmax_overflow(torch.softmax, sizes)) < 2e-3
+
+
+def test_overflow_sweep_can_use_a_log_axis_for_a_whole_range():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from transformer_debug import plots
+    fig = plots.overflow_sweep([0, 10, 65504], {"a": torch.tensor([1e-4, 1e-4, math.inf])}, log_x=True)
+    assert fig.axes[0].get_xscale() == "symlog"
+    plt.close("all")

@@ -53,11 +53,13 @@ def leak_bars(leak: torch.Tensor, ax=None):
 
 
 def overflow_sweep(magnitudes, errors: dict[str, torch.Tensor], limit: float | None = None,
-                   title: str = "softmax error as the logits grow", ax=None):
+                   title: str = "softmax error as the logits grow", ax=None, log_x: bool = False):
     """Error curves from probes.softmax_overflow, one per entry of `errors` (name -> errors).
 
     Finite errors are drawn on a log scale; NaN or inf outputs (error inf) as red crosses
-    along the top edge. `limit` draws a vertical line, e.g. ln(65504) for float16.
+    along the top edge. `limit` draws a vertical line, e.g. ln(65504) for float16. `log_x`
+    puts the logit sizes on a symmetric log axis (linear below 1), for sweeps that span a
+    dtype's whole range (probes.logit_magnitudes).
     """
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.2))
     magnitudes = [float(m) for m in magnitudes]
@@ -74,6 +76,8 @@ def overflow_sweep(magnitudes, errors: dict[str, torch.Tensor], limit: float | N
     if limit is not None:
         ax.axvline(limit, color="k", ls="--", lw=1, label=f"exp overflows past {limit:.2f}")
     ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("largest |logit|")
     ax.set_ylabel("max |error| vs exact softmax")
     ax.set_title(title)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .tasks import seeded
 
 __all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
-           "softmax_overflow", "order_sensitivity", "padding_leak", "gradient_norms",
+           "logit_magnitudes", "softmax_overflow", "order_sensitivity", "padding_leak", "gradient_norms",
            "dead_parameters", "output_scales", "pad_sensitivity", "bag_of_tokens_accuracy",
            "overlap", "first_difference", "state_differences", "describe_state", "step_errors"]
 
@@ -96,6 +96,23 @@ def attention_maps(split_heads, scores, weights, n_heads: int = 4, d_head: int =
     eye = torch.eye(seq_len).expand(1, n_heads, seq_len, seq_len)
     ref = F.scaled_dot_product_attention(q_heads, k_heads, eye, is_causal=True)[0]
     return {"yours": yours, "torch": ref}
+
+
+def logit_magnitudes(dtype: torch.dtype = torch.float16, dense_to: int = 24, per_octave: int = 4) -> list[float]:
+    """Logit sizes that cover all of `dtype`'s range, for softmax_overflow.
+
+    Every integer 0..dense_to (where float16's exp overflows, at 11.09), then `per_octave` sizes per
+    doubling up to the dtype's largest number (65504 for float16), which ends the list. A softmax
+    that only breaks at large logits (exp of float32 overflows past 88.7) shows up too.
+    """
+    top = torch.finfo(dtype).max
+    assert dense_to < top, f"dense_to={dense_to} is beyond {dtype}'s largest number {top}"
+    sizes = [float(m) for m in range(dense_to + 1)]
+    k = 1
+    while dense_to * 2 ** (k / per_octave) < top:
+        sizes.append(dense_to * 2 ** (k / per_octave))
+        k += 1
+    return sizes + [float(top)]
 
 
 @torch.no_grad()
