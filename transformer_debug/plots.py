@@ -136,6 +136,30 @@ def order_bars(changes: torch.Tensor, rounding: float = 1e-4, ax=None):
     return fig
 
 
+def _image_grid(rows: dict[str, torch.Tensor], columns: list[str], title: str, label: str, panel: tuple,
+                xy: tuple[str, str], **imshow) -> plt.Figure:
+    """One row of 0-to-1 images per entry of `rows` (name -> (N, H, W)), one column per item;
+    `panel` is one image's (width, height) in inches, `xy` the axis labels of the outer panels."""
+    names = list(rows)
+    n = rows[names[0]].size(0)
+    fig, axes = plt.subplots(len(names), n, figsize=(panel[0] * n, panel[1] * len(names)),
+                             squeeze=False, constrained_layout=True)
+    for row, name in enumerate(names):
+        for i in range(n):
+            ax = axes[row, i]
+            image = ax.imshow(rows[name][i].detach().float().cpu().numpy(), vmin=0, vmax=1, **imshow)
+            ax.set_title(f"{name}: {columns[i]}", fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(xy[1])
+            if row == len(names) - 1:
+                ax.set_xlabel(xy[0])
+    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, title: str = "",
               label: str = "allowed (1) / weight; red: NaN") -> plt.Figure:
     """Masks or attention weights as heatmaps: one row per entry of `rows` (name -> (N, T, T),
@@ -144,26 +168,10 @@ def mask_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, t
     Query positions run down, key positions across. NaN cells are drawn red, so a query
     whose weights are NaN (a row that may attend to nothing) stands out.
     """
-    names = list(rows)
-    n = rows[names[0]].size(0)
-    columns = columns or [str(i) for i in range(n)]
-    cmap = plt.get_cmap("viridis").with_extremes(bad="red")
-    fig, axes = plt.subplots(len(names), n, figsize=(2.3 * n, 2.3 * len(names)),
-                             squeeze=False, constrained_layout=True)
-    for row, name in enumerate(names):
-        for i in range(n):
-            ax = axes[row, i]
-            image = ax.imshow(rows[name][i].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap=cmap)
-            ax.set_title(f"{name}: {columns[i]}", fontsize=9)
-            ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel("query position")
-            if row == len(names) - 1:
-                ax.set_xlabel("key position")
-    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
-    if title:
-        fig.suptitle(title)
-    return fig
+    n = next(iter(rows.values())).size(0)
+    return _image_grid(rows, columns or [str(i) for i in range(n)], title, label, panel=(2.3, 2.3),
+                       xy=("key position", "query position"),
+                       cmap=plt.get_cmap("viridis").with_extremes(bad="red"))
 
 
 def per_layer(series: dict[str, list[float]], ylabel: str, title: str = "", log: bool = True, ax=None,
@@ -191,26 +199,9 @@ def batch_grid(rows: dict[str, torch.Tensor], columns: list[str] | None = None, 
                label: str = "changed (1)") -> plt.Figure:
     """Whole batches as 0/1 images: one row per entry of `rows` (name -> (N, B, T)), one column
     per batch; sequences run down, positions across. Two equal images are easy to spot."""
-    names = list(rows)
-    n = rows[names[0]].size(0)
-    columns = columns or [f"batch {i}" for i in range(n)]
-    fig, axes = plt.subplots(len(names), n, figsize=(2.1 * n, 1.9 * len(names)),
-                             squeeze=False, constrained_layout=True)
-    for row, name in enumerate(names):
-        for i in range(n):
-            ax = axes[row, i]
-            image = ax.imshow(rows[name][i].detach().float().cpu().numpy(), vmin=0, vmax=1, cmap="Greys",
-                              aspect="auto", interpolation="nearest")
-            ax.set_title(f"{name}: {columns[i]}", fontsize=8)
-            ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel("sequence")
-            if row == len(names) - 1:
-                ax.set_xlabel("position")
-    fig.colorbar(image, ax=axes, shrink=0.8, label=label)
-    if title:
-        fig.suptitle(title)
-    return fig
+    n = next(iter(rows.values())).size(0)
+    return _image_grid(rows, columns or [f"batch {i}" for i in range(n)], title, label, panel=(2.1, 1.9),
+                       xy=("position", "sequence"), cmap="Greys", aspect="auto", interpolation="nearest")
 
 
 def metric_curves(history: dict[str, list[float]], best: dict[str, float] | None = None,
