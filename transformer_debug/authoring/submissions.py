@@ -27,7 +27,6 @@ from pathlib import Path
 import nbformat
 
 from ..sandbox import bwrap_available
-from .builds import nbgrader
 from .catalog import Catalog
 from .judge import judge_key, run_judge
 
@@ -207,46 +206,33 @@ def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed
                                                         else f"{workers} worker(s)")
         print(f"{len(submissions)} submission(s); judging {len(jobs)} notebook(s) on {how}"
               + (f", {cached} already judged" if cached else ""))
+        judging = time.perf_counter()
         for job, result in _judge_all(jobs, workers, scheduler, local_cluster):
             write_judged(Path(job["where"]), job["key"], result)
             status = f"NOT GRADED: {result['problem']}" if result.get("problem") else f"{result.get('seconds', 0):.1f} s"
             print(f"judged {job['who']} ({status})")
 
+        print(f"judging took {time.perf_counter() - judging:.0f} s (listing and sanitizing {judging - start:.0f} s)")
+        writing = time.perf_counter()
+        plan = {a: [s.student for s in submissions if s.assignment == a and (s.student, a) not in not_graded]
+                for a in catalog.assignments}
+        plan = {a: students for a, students in plan.items() if students}
+        tmp = root / "build" / "grades.csv.tmp"
+        written = _write_grades(root, plan, tmp) if plan else {}
         graded: dict[str, list[str]] = {}
-        for assignment in catalog.assignments:
-            students = [s.student for s in submissions if s.assignment == assignment]
-            if not students:
-                continue
-            skip = [s for s in students if (s, assignment) in not_graded]
-            log = ""
-            if len(skip) < len(students):
-                args = ["autograde", assignment, "--force"]
-                if skip:
-                    args.append(f"--CourseDirectory.student_id_exclude={','.join(skip)}")
-                proc = nbgrader(root, *args, check=False, timeout=24 * 3600)
-                log = proc.stdout + proc.stderr
+        for assignment, students in plan.items():
             for student in students:
-                if (student, assignment) in not_graded:
-                    continue
-                done = all((root / "autograded" / student / assignment / p.name).exists()
-                           for p in (root / "source" / assignment).glob("*.ipynb"))
-                if done:
+                outcome = written.get(f"{assignment}/{student}", {"success": False, "log": "the writer stopped"})
+                if outcome["success"]:
                     graded.setdefault(assignment, []).append(student)
                     continue
                 reasons = [r["problem"] for p in (root / "source" / assignment).glob("*.ipynb")
                            if (r := _stored(judged_path(root, assignment, student, p.stem))) and r.get("problem")]
-                errors = [line for line in log.splitlines() if "ERROR" in line and student in line][-2:]
+                errors = [line for line in outcome["log"].splitlines() if "Error" in line or "ERROR" in line][-2:]
                 not_graded[student, assignment] = "; ".join(reasons) or ("nbgrader could not autograde it: "
                                                                          + " | ".join(errors))
-        for assignment, students in graded.items():
-            skip = sorted({s.student for s in submissions if s.assignment == assignment} - set(students))
-            args = ["generate_feedback", assignment, "--force"]
-            if skip:
-                args.append(f"--CourseDirectory.student_id_exclude={','.join(skip)}")
-            nbgrader(root, *args, check=False, timeout=24 * 3600)
-        if graded:
-            tmp = root / "build" / "grades.csv.tmp"
-            nbgrader(root, "export", "--to", str(tmp))
+        print(f"nbgrader wrote grades and feedback in {time.perf_counter() - writing:.0f} s")
+        if written.get("export"):
             os.replace(tmp, root / "grades.csv")
             print(f"feedback in feedback/, grades in {root / 'grades.csv'}")
         n_graded = sum(len(s) for s in graded.values())
@@ -255,6 +241,22 @@ def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed
         for (student, assignment), reason in sorted(not_graded.items()):
             print(f"NOT GRADED {student} / {assignment}: {reason}")
         return 1 if not_graded else 0
+
+
+def _write_grades(root: Path, plan: dict, export_to: Path) -> dict:
+    """Run the single writer (writer.py) and return what it did per submission."""
+    import subprocess
+    library = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "transformer_debug.authoring.writer"], cwd=root, env=env,
+                          input=json.dumps({"root": str(root), "students": plan, "export_to": str(export_to)}),
+                          capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise RuntimeError(f"the grade writer failed (exit {proc.returncode}): "
+                           + " | ".join(proc.stderr.strip().splitlines()[-5:])) from None
 
 
 def _stored(path: Path) -> dict | None:
