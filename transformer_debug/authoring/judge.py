@@ -189,12 +189,14 @@ def judge_notebook(nb, root: Path, sealed: bool = True, limits: Limits = Limits(
             cell.outputs = [nbformat.from_dict(o) for o in _run_test(session, cell, index)]
     if session.dead and not problem and "ran out of time" not in session.dead:
         problem = f"the notebook's process stopped: {session.dead}"
+    peak = None
     if sandbox is not None:
         sandbox.close()
+        peak = sandbox.peak_mb
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = n + 1
     return {"notebook": nb, "problem": problem, "seconds": round(time.monotonic() - start, 2),
-            "sandbox": described}
+            "sandbox": described, "sandbox_peak_mb": peak and round(peak)}
 
 
 def judge_key(nb) -> str:
