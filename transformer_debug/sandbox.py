@@ -597,10 +597,16 @@ def _figures() -> list:
         return []
     import base64
     plt = sys.modules["matplotlib.pyplot"]
-    outputs = []
+    outputs, size = [], 0
     for number in plt.get_fignums()[:20]:
+        figure = plt.figure(number)
+        if figure.get_figwidth() * figure.get_figheight() > 400:  # square inches: a poster, not a plot
+            continue
         buf = io.BytesIO()
-        plt.figure(number).savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        figure.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        size += buf.tell()
+        if size > 8 << 20:
+            break
         outputs.append({"output_type": "display_data", "metadata": {},
                         "data": {"image/png": base64.b64encode(buf.getvalue()).decode(),
                                  "text/plain": f"<Figure {number}>"}})

@@ -48,9 +48,14 @@ def _definitions(code: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code  # the student's test then fails on every version, as it should
+    lines = code.splitlines()
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return "\n\n".join(ast.get_source_segment(code, n, padded=False) or "" for n in tree.body
-                       if isinstance(n, keep))
+    parts = []
+    for node in tree.body:
+        if isinstance(node, keep):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            parts.append("\n".join(lines[first - 1:node.end_lineno]))
+    return "\n\n".join(parts)
 
 
 class JudgeSession:
