@@ -462,6 +462,11 @@ class Sandbox:
             return "it closed the grader's channel"
         if code < 0:
             return f"the process was killed by {signal.Signals(-code).name}"
+        if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+            # bubblewrap reports its child's death by signal as 128 + the signal
+            name = signal.Signals(code - 128).name
+            why = " (the memory cap, or a kill)" if name == "SIGKILL" else ""
+            return f"the process exited with status {code}: killed by {name}{why}"
         return f"the process exited with status {code}"
 
     def close(self) -> None:
