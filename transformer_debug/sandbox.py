@@ -547,9 +547,9 @@ def _run_cell(code: str, name: str, namespace: dict, limit: int, seconds: float)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             _alarm(seconds)
             try:
-                exec(compile(tree, name, "exec"), namespace)
+                exec(compile(tree, name, "exec", dont_inherit=True), namespace)
                 if last is not None:
-                    value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+                    value = eval(compile(ast.Expression(last.value), name, "eval", dont_inherit=True), namespace)
                     if value is not None:
                         outputs.append({"output_type": "execute_result", "metadata": {}, "execution_count": None,
                                         "data": {"text/plain": repr(value)[:limit]}})
@@ -576,9 +576,9 @@ class _Shell:
     def run_line_magic(self, name, line, *args, **kwargs):
         if name in ("time", "timeit"):
             try:
-                return eval(compile(line, "<magic>", "eval"), self.namespace)
+                return eval(compile(line, "<magic>", "eval", dont_inherit=True), self.namespace)
             except SyntaxError:  # a statement, not an expression
-                exec(compile(line, "<magic>", "exec"), self.namespace)
+                exec(compile(line, "<magic>", "exec", dont_inherit=True), self.namespace)
                 return None
         if name in ("matplotlib", "config", "load_ext", "autoreload"):
             return None
@@ -586,7 +586,7 @@ class _Shell:
 
     def run_cell_magic(self, name, line, cell):
         if name in ("time", "timeit", "capture"):
-            exec(compile(cell, "<magic>", "exec"), self.namespace)
+            exec(compile(cell, "<magic>", "exec", dont_inherit=True), self.namespace)
             return None
         raise NotImplementedError(f"%%{name} is not available while grading")
 
@@ -622,18 +622,21 @@ def _figures() -> list:
 def _call(message: dict, namespace: dict):
     """Define a test's function in a copy of the notebook's namespace and call it."""
     scope = dict(namespace)
-    exec(compile(message["source"], message.get("where", "<test>"), "exec"), scope)
+    exec(compile(message["source"], message.get("where", "<test>"), "exec", dont_inherit=True), scope)
     return scope[message["name"]](*message["args"], **message["kwargs"])
 
 
 def _variant_test(message: dict) -> int:
     """In a forked child: the implementation, then the student's test on it. Exit status only."""
     import types
-    implementation: dict = {"__name__": "implementation"}
-    exec(compile(message["impl"], "<implementation>", "exec"), implementation)
+    # A module of its own, as a notebook's cells have one: @dataclass looks its module up.
+    module = types.ModuleType("implementation")
+    sys.modules["implementation"] = module
+    implementation: dict = module.__dict__
+    exec(compile(message["impl"], "<implementation>", "exec", dont_inherit=True), implementation)
     impl = types.SimpleNamespace(**implementation)
     scope: dict = {"__name__": "your_test"}
-    exec(compile(message["prelude"] + "\n" + message["test"], "<your test>", "exec"), scope)
+    exec(compile(message["prelude"] + "\n" + message["test"], "<your test>", "exec", dont_inherit=True), scope)
     scope[message["name"]](impl)
     return 0
 

@@ -146,7 +146,7 @@ def _run_test(session: JudgeSession, cell, index: int) -> list:
     grading._judge = session
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            exec(compile(cell.source, f"<{session.cell_name}>", "exec"), namespace)
+            exec(compile(cell.source, f"<{session.cell_name}>", "exec", dont_inherit=True), namespace)
     except BaseException as err:  # noqa: BLE001 (a failing test is an error output, as in a kernel)
         if isinstance(err, KeyboardInterrupt):
             raise
