@@ -30,9 +30,11 @@ test: $(STAMP)
 release: $(STAMP)
 	$(BIN)/course release
 
-## Instructors: autograde submitted/, write feedback/ and grades.csv.
+## Instructors: autograde submitted/ (each submission sealed off), write feedback/ and grades.csv.
+## make grade WORKERS=2; make grade SCHEDULER=tcp://host:8786 (Dask); NO_SANDBOX=1 only for trusted work.
+WORKERS ?= 1
 grade: $(STAMP)
-	$(BIN)/course grade
+	$(BIN)/course grade --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(NO_SANDBOX),--no-sandbox)
 
 ## The bug coverage matrix (JSON in build/bugs.json).
 bugs: $(STAMP)

@@ -15,9 +15,9 @@ try:
     # nbgrader is started from another folder or from a copy of the course.
     sys.path.insert(0, COURSE_ROOT)
 
-    from nbgrader.converters import GenerateAssignment, GenerateFeedback
-    from nbgrader.preprocessors import ClearSolutions
-    from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs
+    from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+    from nbgrader.preprocessors import ClearSolutions, Execute
+    from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, JudgedExecute, ReleaseBugs
 
     c.CourseDirectory.root = COURSE_ROOT
     c.CourseDirectory.course_id = "transformer-debug"
@@ -33,6 +33,13 @@ try:
     # Feedback keeps each test's verdict and message but not the hidden test code.
     feedback = GenerateFeedback.class_traits()["preprocessors"].default()
     c.GenerateFeedback.preprocessors = [HideHiddenTests, *feedback]
+
+    # Never run a submission in nbgrader's own kernel: JudgedExecute runs it sealed off (bubblewrap)
+    # and decides every test in a process the student's code never ran in (README, instructors).
+    autograde = Autograde.class_traits()["autograde_preprocessors"].default()
+    if autograde.count(Execute) != 1:
+        raise RuntimeError(f"expected Execute once in nbgrader's autograde preprocessors, got {autograde}")
+    c.Autograde.autograde_preprocessors = [JudgedExecute if p is Execute else p for p in autograde]
 
     # Bound every cell, so a student's infinite loop cannot hang the autograder.
     c.Execute.timeout = 60  # seconds per cell; every cell of the course needs under 5

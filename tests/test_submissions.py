@@ -32,7 +32,7 @@ def test_grade_reports_broken_submissions_and_grades_the_rest(course, capsys):
 
     assert grade_all(course) == 1
     out = capsys.readouterr().out
-    assert f"NOT GRADED {folders['bob'] / path.name}: not a valid notebook" in out
+    assert f"NOT GRADED bob / 01_attention: {folders['bob'] / path.name}: not a valid notebook" in out
     assert (folders["bob"] / path.name).read_text() == '{"cells": [ this is not json'
 
     with open(course / "grades.csv") as f:

@@ -39,7 +39,8 @@ __all__ = ["encode", "decode", "roundtrip", "WireError", "Limits", "Sandbox", "S
            "bwrap_available"]
 
 MAX_MESSAGE = 256 << 20          # bytes in one message, buffers included
-MAX_STRING = 2000                # characters in one string crossing the boundary
+MAX_STRING = 1 << 20             # characters in one string of a message (cell code, outputs)
+RESULT_STRING = 2000             # characters in one string a test function returns
 MAX_ITEMS = 200_000              # containers' items in one message
 MAX_DEPTH = 12
 _DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
@@ -145,6 +146,19 @@ def _from_tree(tree, buffers: list, depth: int = 0):
             t = flat.reshape(shape)
             return t.numpy() if kind == "ndarray" else t
     raise WireError("malformed message")
+
+
+def _check_strings(value) -> None:
+    """A test function's result carries data, not text: short strings only."""
+    if isinstance(value, str) and len(value) > RESULT_STRING:
+        raise WireError(f"a string longer than {RESULT_STRING} characters cannot be a test's result")
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _check_strings(v)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_strings(k)
+            _check_strings(v)
 
 
 def encode(value) -> bytes:
@@ -500,7 +514,7 @@ class _Capture(io.TextIOBase):
 
 
 def _short_error(err: BaseException) -> tuple[str, str]:
-    return type(err).__name__, str(err)[:MAX_STRING // 2]
+    return type(err).__name__, str(err)[:RESULT_STRING]
 
 
 def _run_cell(code: str, name: str, namespace: dict, limit: int, seconds: float) -> list:
@@ -610,7 +624,7 @@ def _serve(req_fd: int, resp_fd: int) -> None:
                 finally:
                     _cancel_alarm()
                 reply = {"value": value}
-                encode(reply)  # fail here, not while sending, on a value that cannot cross
+                _check_strings(roundtrip(value))  # fail here, not while sending
             except (Exception, _CellTimeout, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001
                 _cancel_alarm()
                 reply = {"error": list(_short_error(err))}

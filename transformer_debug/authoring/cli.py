@@ -5,7 +5,7 @@
   course build A [--bug ID] -o F  the solution, or a single-bug mutant, as a notebook
   course sync                     fail if release/ or notebooks/ are stale against source/
   course bugs [A ...]             the bug coverage matrix (real nbgrader autograding)
-  course grade                    autograde submitted/, generate feedback, export grades.csv
+  course grade [--workers K]      judge submitted/ sealed off, autograde, feedback, grades.csv
 """
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def cmd_bugs(root: Path, args) -> int:
 
 
 def cmd_grade(root: Path, args) -> int:
-    return grade_all(root)
+    return grade_all(root, workers=args.workers, scheduler=args.scheduler, sealed=not args.no_sandbox,
+                      local_cluster=args.local_cluster)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignments", nargs="*")
     p.add_argument("--json", default="build/bugs.json")
     p.set_defaults(run=cmd_bugs)
-    sub.add_parser("grade").set_defaults(run=cmd_grade)
+    p = sub.add_parser("grade")
+    p.add_argument("--workers", type=int, default=1, help="submissions judged at once on this machine")
+    p.add_argument("--scheduler", default=None, help="a Dask scheduler's address (tcp://host:8786)")
+    p.add_argument("--local-cluster", type=int, default=0, metavar="N",
+                   help="start a local Dask cluster of N workers (what --scheduler does across machines)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions WITHOUT bubblewrap (only for trusted notebooks; printed as a warning)")
+    p.set_defaults(run=cmd_grade)
     args = parser.parse_args(argv)
     try:
         root = args.root or find_course_root(Path.cwd())

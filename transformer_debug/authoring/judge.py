@@ -31,7 +31,7 @@ from .. import grading
 from ..sandbox import Limits, Sandbox, SandboxDied
 from .catalog import grade_id, is_test_cell
 
-__all__ = ["judge_notebook", "JudgeSession", "CELL_SECONDS", "main"]
+__all__ = ["judge_notebook", "JudgeSession", "CELL_SECONDS", "judge_key", "run_judge", "main"]
 
 CELL_SECONDS = 60        # a student's cell (as nbgrader's Execute.timeout)
 OUTPUT_LIMIT = 100_000   # characters of output kept per cell
@@ -195,6 +195,32 @@ def judge_notebook(nb, root: Path, sealed: bool = True, limits: Limits = Limits(
         cell.execution_count = n + 1
     return {"notebook": nb, "problem": problem, "seconds": round(time.monotonic() - start, 2),
             "sandbox": described}
+
+
+def judge_key(nb) -> str:
+    """What the judge's result depends on: every cell's kind, code and grading role."""
+    import hashlib
+    cells = [[c.cell_type, c.source, grade_id(c) or "", is_test_cell(c)] for c in nb.cells]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def run_judge(job: dict, timeout: int = 3600) -> dict:
+    """Judge one submission in a fresh grader process (what a worker, local or on a cluster,
+    runs). job: {"root", "notebook", "sealed"} -> judge_notebook's result, JSON-ready."""
+    import os
+    import subprocess
+    library = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "transformer_debug.authoring.judge"], input=json.dumps(job),
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"problem": f"the grader gave up after {timeout} s", "notebook": None}
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        return {"problem": f"the grader failed on it (exit {proc.returncode}): {tail}", "notebook": None}
+    return json.loads(proc.stdout)
 
 
 def main() -> int:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 from nbgrader import utils
 from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 
 from . import markers
 from .catalog import Catalog, find_course_root
 
-__all__ = ["ReleaseBugs", "HideHiddenTests"]
+__all__ = ["ReleaseBugs", "HideHiddenTests", "JudgedExecute", "NotGraded"]
 
 
 class ReleaseBugs(ClearSolutions):
@@ -75,3 +76,40 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+class NotGraded(Exception):
+    """A submission that cannot be graded; `make grade` lists it with this reason."""
+
+
+class JudgedExecute(NbGraderPreprocessor):
+    """nbgrader's Execute, replaced: the notebook runs sealed off and the tests run outside it.
+
+    `make grade` judges submissions beforehand, in parallel or on a cluster, and leaves each
+    result in build/judged/; this step takes the result whose key matches the notebook nbgrader
+    is about to execute, or judges it now. Either way nbgrader then scores the outputs, alone.
+    """
+
+    def preprocess(self, nb, resources):
+        from .judge import judge_key, run_judge
+        from .submissions import judged_path, read_judged, sandbox_mode, write_judged
+
+        meta = resources["nbgrader"]
+        root = find_course_root(Path(resources.get("metadata", {}).get("path", ".")))
+        path = judged_path(root, meta["assignment"], meta["student"], meta["notebook"])
+        key = judge_key(nb)
+        result = read_judged(path, key)
+        if result is None:
+            sealed = sandbox_mode()
+            result = run_judge({"root": str(root), "notebook": nb, "sealed": sealed})
+            write_judged(path, key, result)
+        if result.get("problem"):
+            raise NotGraded(result["problem"])
+        judged = result["notebook"]["cells"]
+        if len(judged) != len(nb.cells) or any(a.source != b["source"] for a, b in zip(nb.cells, judged)):
+            raise NotGraded("the judged notebook does not match the submission (rerun make grade)")
+        for cell, done in zip(nb.cells, judged):
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.from_dict(o) for o in done.get("outputs", [])]
+                cell.execution_count = done.get("execution_count")
+        return nb, resources
