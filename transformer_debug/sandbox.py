@@ -364,7 +364,9 @@ def _bwrap_args(limits: Limits, writable: bool) -> list[str]:
                  "--size", str(limits.scratch_mb << 20), "--tmpfs", "/home/student",
                  "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp"]
     else:
-        args += ["--dir", "/home/student", "--dir", "/tmp", "--remount-ro", "/"]
+        # Only /tmp is writable (torch needs a temporary folder to build an optimizer), and the
+        # process inside empties it between the versions it runs.
+        args += ["--dir", "/home/student", "--size", str(64 << 20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     args += ["--chdir", "/home/student", "--clearenv",
              "--setenv", "HOME", "/home/student", "--setenv", "TMPDIR", "/tmp",
              "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "MPLBACKEND", "Agg",
@@ -657,6 +659,21 @@ def _kill_strays() -> None:
         time.sleep(0.01)
 
 
+def _empty(folder: str) -> None:
+    """Delete everything in `folder`, whatever its permissions (all of it belongs to this user)."""
+    for root, dirs, files in os.walk(folder, topdown=True):
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, d), 0o700)
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _serve(req_fd: int, resp_fd: int) -> None:
     import torch
     torch.set_num_threads(1)
@@ -709,6 +726,7 @@ def _serve(req_fd: int, resp_fd: int) -> None:
                 os.waitpid(pid, 0)
                 status = None
             _kill_strays()
+            _empty("/tmp")
             reply = {"passed": status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0}
         else:
             reply = {"error": ["ProtocolError", f"unknown op {op!r}"]}
