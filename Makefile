@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test release grade bugs check clean
+.PHONY: lab test release grade bugs bench check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ grade: $(STAMP)
 ## The bug coverage matrix (JSON in build/bugs.json).
 bugs: $(STAMP)
 	$(BIN)/course bugs
+
+## Timings (not part of make test): nbval and autograde per notebook, make grade throughput.
+## make bench STUDENTS=20 (the default); STUDENTS=0 skips the throughput run.
+STUDENTS ?= 20
+bench: $(STAMP)
+	$(BIN)/course bench --students $(STUDENTS)
 
 check: $(STAMP)
 	$(BIN)/course check

@@ -23,15 +23,20 @@ def test_config_puts_release_bugs_in_place_of_clear_solutions():
     assert ReleaseBugs in used and ClearSolutions not in used
     assert [ClearSolutions if p is ReleaseBugs else p for p in used] == defaults
     assert config.Execute.timeout and config.Execute.interrupt_on_timeout
-    from nbgrader.converters import GenerateFeedback
+    from nbgrader.converters import Autograde, GenerateFeedback
     assert GenerateFeedback(config=config).preprocessors[0] is HideHiddenTests
+    # A submission never runs in nbgrader's own kernel: the sealed judge replaces Execute.
+    from nbgrader.preprocessors import Execute
+    from transformer_debug.authoring.nbgrader_plugin import JudgedExecute
+    autograde = Autograde(config=config).autograde_preprocessors
+    assert JudgedExecute in autograde and Execute not in autograde
 
 
 @pytest.mark.slow
 def test_a_broken_config_stops_nbgrader_instead_of_using_defaults(course):
     config = course / "nbgrader_config.py"
     config.write_text(config.read_text().replace(
-        "from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs",
+        "from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, JudgedExecute, ReleaseBugs",
         "from transformer_debug.authoring.nbgrader_plugin import ReleaseBugz"))
     proc = nbgrader(course, "generate_assignment", "01_attention", "--force", check=False)
     assert proc.returncode != 0
@@ -70,10 +75,10 @@ def test_the_leak_check_can_fail():
     code.source = code.source.replace("return q @ k.transpose(-2, -1)\n",
                                       "return q @ k.transpose(-2, -1) / math.sqrt(self.d_head)\n")
     hidden = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "hidden-scores")
-    hidden.source += "\n### BEGIN HIDDEN TESTS\nassert_close(torch.softmax(attention.scores(q, k), dim=-1), expected,"
+    hidden.source += "\n### BEGIN HIDDEN TESTS\n    assert_close(torch.softmax(scores(q, k), dim=-1), expected,"
     problems = leaks(ROOT, "01_attention", release)
     assert any("math.sqrt(self.d_head)" in p for p in problems)
     assert any("markers left" in p or "marker-like" in p for p in problems)
-    assert any("assert_close(torch.softmax" in p for p in problems)
+    assert any("assert_close(torch.softmax(scores" in p for p in problems)
     code.source = "# YOUR CODE HERE\nraise NotImplementedError()"
     assert any("a stub where the planted bug should be" in p for p in leaks(ROOT, "01_attention", release))

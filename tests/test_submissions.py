@@ -1,6 +1,7 @@
 """`make grade`: a broken submission is reported by path and reason, and loses nobody's grade."""
 import csv
 import html
+import os
 import re
 
 import nbformat
@@ -9,7 +10,11 @@ import pytest
 from transformer_debug.authoring.builds import as_submission, nbgrader, read_source
 from transformer_debug.authoring.submissions import grade_all
 
-pytestmark = pytest.mark.slow
+from transformer_debug.sandbox import bwrap_available
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bwrap_available() is not None and not os.environ.get("COURSE_REQUIRE_SANDBOX"),
+                                 reason=f"{bwrap_available()}")]
 
 
 def test_grade_reports_broken_submissions_and_grades_the_rest(course, capsys):

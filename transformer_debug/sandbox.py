@@ -305,6 +305,14 @@ class _Cgroup:
                     with contextlib.suppress(ProcessLookupError, ValueError):
                         os.kill(int(pid), signal.SIGKILL)
 
+    def peak_mb(self) -> float | None:
+        """The most memory the sandbox held at once (cgroup v1 or v2), if known."""
+        for d in self.dirs:
+            for name in ("memory.max_usage_in_bytes", "memory.peak"):
+                with contextlib.suppress(OSError, ValueError):
+                    return int((d / name).read_text()) / 2**20
+        return None
+
     def remove(self) -> None:
         self.kill_all()
         for d in self.dirs:
@@ -376,6 +384,7 @@ class Sandbox:
 
     def __init__(self, limits: Limits = Limits(), writable: bool = True, sealed: bool = True):
         self.limits, self.sealed = limits, sealed
+        self.peak_mb: float | None = None
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
         self._cgroup = _Cgroup(limits) if sealed else None
@@ -453,6 +462,11 @@ class Sandbox:
             return "it closed the grader's channel"
         if code < 0:
             return f"the process was killed by {signal.Signals(-code).name}"
+        if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+            # bubblewrap reports its child's death by signal as 128 + the signal
+            name = signal.Signals(code - 128).name
+            why = " (the memory cap, or a kill)" if name == "SIGKILL" else ""
+            return f"the process exited with status {code}: killed by {name}{why}"
         return f"the process exited with status {code}"
 
     def close(self) -> None:
@@ -462,6 +476,7 @@ class Sandbox:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         if self._cgroup is not None:
+            self.peak_mb = self.peak_mb or self._cgroup.peak_mb()
             self._cgroup.remove()
         for fd in (self._req_w, self._resp_r):
             with contextlib.suppress(OSError):
@@ -523,6 +538,10 @@ def _run_cell(code: str, name: str, namespace: dict, limit: int, seconds: float)
     outputs: list = []
     stdout, stderr = _Capture("stdout", outputs, limit), _Capture("stderr", outputs, limit)
     try:
+        if "%" in code or "!" in code:  # IPython syntax (%time, %matplotlib inline) as a kernel reads it
+            from IPython.core.inputtransformer2 import TransformerManager
+            code = TransformerManager().transform_cell(code)
+            namespace.setdefault("get_ipython", lambda: _Shell(namespace))
         tree = ast.parse(code, filename=name)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -548,16 +567,51 @@ def _run_cell(code: str, name: str, namespace: dict, limit: int, seconds: float)
     return outputs
 
 
+class _Shell:
+    """The little of IPython a graded notebook may use: %matplotlib, %time, %timeit."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+
+    def run_line_magic(self, name, line, *args, **kwargs):
+        if name in ("time", "timeit"):
+            try:
+                return eval(compile(line, "<magic>", "eval"), self.namespace)
+            except SyntaxError:  # a statement, not an expression
+                exec(compile(line, "<magic>", "exec"), self.namespace)
+                return None
+        if name in ("matplotlib", "config", "load_ext", "autoreload"):
+            return None
+        raise NotImplementedError(f"%{name} is not available while grading")
+
+    def run_cell_magic(self, name, line, cell):
+        if name in ("time", "timeit", "capture"):
+            exec(compile(cell, "<magic>", "exec"), self.namespace)
+            return None
+        raise NotImplementedError(f"%%{name} is not available while grading")
+
+    def system(self, command):
+        raise NotImplementedError("shell commands (!) are not available while grading")
+
+    getoutput = system
+
+
 def _figures() -> list:
     """Open matplotlib figures as PNG outputs, then closed, as the inline backend does."""
     if "matplotlib.pyplot" not in sys.modules:
         return []
     import base64
     plt = sys.modules["matplotlib.pyplot"]
-    outputs = []
+    outputs, size = [], 0
     for number in plt.get_fignums()[:20]:
+        figure = plt.figure(number)
+        if figure.get_figwidth() * figure.get_figheight() > 400:  # square inches: a poster, not a plot
+            continue
         buf = io.BytesIO()
-        plt.figure(number).savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        figure.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        size += buf.tell()
+        if size > 8 << 20:
+            break
         outputs.append({"output_type": "display_data", "metadata": {},
                         "data": {"image/png": base64.b64encode(buf.getvalue()).decode(),
                                  "text/plain": f"<Figure {number}>"}})

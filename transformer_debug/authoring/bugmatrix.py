@@ -6,12 +6,17 @@ of the course:
   release         the untouched student release         -> 0 on every test cell tied to a bug
   only-<b>        the solution with bug b planted       -> fails exactly b's caught_by cells
   fixed-<b>       the release with only bug b fixed     -> passes a cell linked to b alone
+  hostile-<a>     the release, plus attack a from tests/hostile/ (patching torch and the course
+                  library, or the process that runs the notebook so that it echoes the grader's
+                  inputs back)                          -> passes no cell the release fails
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,10 +25,15 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
+from ..sandbox import bwrap_available
+from . import markers
 from .builds import as_submission, bug_ids, copy_course, nbgrader, read_source
 from .catalog import Catalog, grade_id, is_test_cell
 
-__all__ = ["Matrix", "grade_builds", "bug_matrix"]
+__all__ = ["Matrix", "grade_builds", "bug_matrix", "HOSTILE"]
+
+# Attacks every notebook must withstand (the full set runs on notebook 01 in tests/test_hostile.py).
+HOSTILE = {"hostile-echo": ["patch_runner.py"], "hostile-patched": ["patch_torch.py", "patch_library.py"]}
 
 
 @dataclass
@@ -55,6 +65,14 @@ def grade_builds(root: Path, assignment: str, workdir: Path) -> Matrix:
     builds = {name: as_submission(release, source, source_path, planted, only_bug_cells)
               for name, (planted, only_bug_cells) in _students(bugs).items()}
     builds["release"] = release
+    bug_cells = {grade_id(c) for i, c in enumerate(source.cells) if markers.parse(c.source, f"cell {i}").bug_ids}
+    for name, files in HOSTILE.items():
+        attack = "\n\n".join((root / "tests" / "hostile" / f).read_text() for f in files)
+        nb = copy.deepcopy(release)
+        for cell in nb.cells:
+            if grade_id(cell) in bug_cells:
+                cell.source += "\n\n" + attack
+        builds[name] = nb
     for name, nb in builds.items():
         target = course / "submitted" / name / assignment / source_path.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +98,8 @@ def check(matrix: Matrix, catalog: Catalog) -> dict:
     release = matrix.results["release"]
     report["fixes_pass"] = all(solution.values())
     report["release_zero"] = all(not release[c] for c in matrix.cells if linked[c])
+    report["hostile_no_gain"] = {name: sorted(c for c in matrix.cells if matrix.results[name][c] and not release[c])
+                                 for name in HOSTILE if name in matrix.results}
     for bug in bugs:
         failing = {c for c, ok in matrix.results[f"only-{bug.id}"].items() if not ok}
         alone = [c for c in bug.caught_by if linked[c] == {bug.id}]
@@ -97,6 +117,13 @@ def bug_matrix(root: Path, assignments: list[str] | None = None, jobs: int | Non
     each nbgrader run is a single process with a one-thread kernel)."""
     catalog = Catalog.load(root)
     catalog.check()
+    why = bwrap_available()
+    if why:
+        if os.environ.get("COURSE_REQUIRE_SANDBOX"):
+            raise RuntimeError(f"cannot grade the builds sealed off: {why}")
+        # The builds are the author's own code, so grading them unsealed is safe; but say so.
+        os.environ["TRANSFORMER_DEBUG_SANDBOX"] = "off"
+        print(f"note: {why}; grading the builds (the author's own code) without the sandbox", file=sys.stderr)
     todo = [a for a in assignments or catalog.assignments if catalog.for_notebook(a)]
 
     def grade(assignment: str) -> dict:
@@ -114,7 +141,7 @@ def bug_matrix(root: Path, assignments: list[str] | None = None, jobs: int | Non
 def summary(reports: list[dict]) -> tuple[str, bool]:
     """A table per assignment, then one line: bugs, caught, isolated, fixes pass."""
     lines, n, caught, isolated = [], 0, 0, 0
-    fixes = release_zero = True
+    fixes = release_zero = hostile = True
     for r in reports:
         cells = r["cells"]
         lines.append(f"\n{r['assignment']}: rows are builds graded by nbgrader, columns autograded test cells "
@@ -136,9 +163,14 @@ def summary(reports: list[dict]) -> tuple[str, bool]:
         caught += sum(b["caught"] for b in r["bugs"].values())
         isolated += sum(b["isolated"] for b in r["bugs"].values())
         fixes = fixes and r["fixes_pass"]
+        gains = {k: v for k, v in r.get("hostile_no_gain", {}).items() if v}
+        hostile = hostile and not gains
+        for name, cells_gained in gains.items():
+            lines.append(f"  {name} passes cells the release fails: {cells_gained}")
         release_zero = release_zero and r["release_zero"]
-    ok = caught == isolated == n and fixes and release_zero
+    ok = caught == isolated == n and fixes and release_zero and hostile
     lines.append(f"untouched release scores 0 on every bug's tests: {'yes' if release_zero else 'NO'}")
+    lines.append(f"hostile builds ({', '.join(HOSTILE)}) earn no more than the release: {'yes' if hostile else 'NO'}")
     lines.append(f"bugs: {n}, caught: {caught}, isolated: {isolated}, fixes pass: {'yes' if fixes else 'no'}")
     return "\n".join(lines), ok
 

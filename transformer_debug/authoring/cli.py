@@ -6,6 +6,7 @@
   course sync                     fail if release/ or notebooks/ are stale against source/
   course bugs [A ...]             the bug coverage matrix (real nbgrader autograding)
   course grade [--workers K]      judge submitted/ sealed off, autograde, feedback, grades.csv
+  course bench [A ...]            timings: nbval, autograde per student, throughput (build/bench.json)
 """
 from __future__ import annotations
 
@@ -94,6 +95,14 @@ def cmd_grade(root: Path, args) -> int:
                       local_cluster=args.local_cluster)
 
 
+def cmd_bench(root: Path, args) -> int:
+    from .bench import bench
+    catalog = Catalog.load(root)
+    bench(root, _assignments(catalog, args.assignments), students=args.students,
+          workers=tuple(args.workers), repeat=args.repeat, out=Path(args.json))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sandbox", action="store_true",
                    help="run submissions WITHOUT bubblewrap (only for trusted notebooks; printed as a warning)")
     p.set_defaults(run=cmd_grade)
+    p = sub.add_parser("bench")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--students", type=int, default=20, help="students for the throughput run (0: skip it)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default="build/bench.json")
+    p.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
     try:
         root = args.root or find_course_root(Path.cwd())

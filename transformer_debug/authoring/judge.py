@@ -48,9 +48,14 @@ def _definitions(code: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code  # the student's test then fails on every version, as it should
+    lines = code.splitlines()
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return "\n\n".join(ast.get_source_segment(code, n, padded=False) or "" for n in tree.body
-                       if isinstance(n, keep))
+    parts = []
+    for node in tree.body:
+        if isinstance(node, keep):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            parts.append("\n".join(lines[first - 1:node.end_lineno]))
+    return "\n\n".join(parts)
 
 
 class JudgeSession:
@@ -189,12 +194,14 @@ def judge_notebook(nb, root: Path, sealed: bool = True, limits: Limits = Limits(
             cell.outputs = [nbformat.from_dict(o) for o in _run_test(session, cell, index)]
     if session.dead and not problem and "ran out of time" not in session.dead:
         problem = f"the notebook's process stopped: {session.dead}"
+    peak = None
     if sandbox is not None:
         sandbox.close()
+        peak = sandbox.peak_mb
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = n + 1
     return {"notebook": nb, "problem": problem, "seconds": round(time.monotonic() - start, 2),
-            "sandbox": described}
+            "sandbox": described, "sandbox_peak_mb": peak and round(peak)}
 
 
 def judge_key(nb) -> str:
