@@ -10,7 +10,7 @@ import torch
 
 __all__ = ["attention_maps", "loss_curves", "leak_bars", "overflow_sweep", "encoding_table",
            "accuracy_curves", "order_bars", "mask_grid", "per_layer", "batch_grid",
-           "metric_curves", "lr_curves"]
+           "metric_curves", "lr_curves", "positions_per_token"]
 
 
 def attention_maps(maps: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
@@ -237,5 +237,19 @@ def lr_curves(curves: dict[str, list[float]], marks: dict[float, str] | None = N
         ax.axvline(step, color="grey", ls=":", lw=1, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def positions_per_token(runs: dict[str, list[int]], ax=None, title: str = "positions computed per generated token"):
+    """The cost of generation, one line per entry of `runs` (name -> positions fed through the model
+    at each forward call, as probes.count_positions records them), with the running total in the
+    legend. A KV cache computes each position once; without one, step t recomputes all t."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.5))
+    for name, per_call in runs.items():
+        ax.plot(range(1, len(per_call) + 1), per_call, marker=".", ms=3, label=f"{name}: {sum(per_call):,} in all")
+    ax.set_xlabel("generated token")
+    ax.set_ylabel("positions fed through the model")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return fig

@@ -16,7 +16,8 @@ from .tasks import seeded
 __all__ = ["causality_leak", "attention_entropy", "lagged_heads", "attention_maps", "row_sums",
            "logit_magnitudes", "softmax_overflow", "order_sensitivity", "padding_leak", "gradient_norms",
            "dead_parameters", "output_scales", "pad_sensitivity", "bag_of_tokens_accuracy",
-           "overlap", "first_difference", "state_differences", "describe_state", "step_errors"]
+           "overlap", "first_difference", "state_differences", "describe_state", "step_errors",
+           "PositionCount", "count_positions"]
 
 
 @torch.no_grad()
@@ -369,3 +370,52 @@ def step_errors(step: Callable, model: torch.nn.Module, calls, ignore_index: int
         worst = max(((b - p.detach()) - g).abs().max().item() for b, p, g in zip(before, model.parameters(), grads))
         errors.append(worst / scale)
     return errors
+
+
+class PositionCount:
+    """What `count_positions` saw: `per_call[i]` is how many positions (the length of the input's
+    last axis) forward call i fed through the model, per sequence; `total` is their sum."""
+
+    def __init__(self):
+        self.per_call: list[int] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.per_call)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_call)
+
+    def __repr__(self):
+        return f"PositionCount(calls={self.calls}, total={self.total})"
+
+
+class count_positions:
+    """Count the positions fed through `model`, without touching its code: a forward pre-hook
+    records the length of the last axis of the first input of every call (token ids (B, T): T).
+
+        with probes.count_positions(model) as count:
+            generate(model, prompt, 10)
+        count.per_call, count.total
+
+    The hook is removed on exit, also when the body raises. Cost counted this way is exact and
+    the same on every machine, unlike wall-clock time.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.count, self._handle = model, PositionCount(), None
+
+    def __enter__(self) -> PositionCount:
+        def record(module, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()), None)
+            if not isinstance(x, torch.Tensor):
+                raise TypeError("count_positions: the model's first input should be a tensor of token ids")
+            self.count.per_call.append(int(x.shape[-1]) if x.dim() else 1)
+
+        self._handle = self.model.register_forward_pre_hook(record, with_kwargs=True)
+        return self.count
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+        return False

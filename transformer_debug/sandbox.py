@@ -364,7 +364,9 @@ def _bwrap_args(limits: Limits, writable: bool) -> list[str]:
                  "--size", str(limits.scratch_mb << 20), "--tmpfs", "/home/student",
                  "--size", str(limits.scratch_mb << 20), "--tmpfs", "/tmp"]
     else:
-        args += ["--dir", "/home/student", "--dir", "/tmp", "--remount-ro", "/"]
+        # Only /tmp is writable (torch needs a temporary folder to build an optimizer), and the
+        # process inside empties it between the versions it runs.
+        args += ["--dir", "/home/student", "--size", str(64 << 20), "--tmpfs", "/tmp", "--remount-ro", "/"]
     args += ["--chdir", "/home/student", "--clearenv",
              "--setenv", "HOME", "/home/student", "--setenv", "TMPDIR", "/tmp",
              "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "MPLBACKEND", "Agg",
@@ -462,6 +464,11 @@ class Sandbox:
             return "it closed the grader's channel"
         if code < 0:
             return f"the process was killed by {signal.Signals(-code).name}"
+        if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+            # bubblewrap reports its child's death by signal as 128 + the signal
+            name = signal.Signals(code - 128).name
+            why = " (the memory cap, or a kill)" if name == "SIGKILL" else ""
+            return f"the process exited with status {code}: killed by {name}{why}"
         return f"the process exited with status {code}"
 
     def close(self) -> None:
@@ -542,9 +549,9 @@ def _run_cell(code: str, name: str, namespace: dict, limit: int, seconds: float)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             _alarm(seconds)
             try:
-                exec(compile(tree, name, "exec"), namespace)
+                exec(compile(tree, name, "exec", dont_inherit=True), namespace)
                 if last is not None:
-                    value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+                    value = eval(compile(ast.Expression(last.value), name, "eval", dont_inherit=True), namespace)
                     if value is not None:
                         outputs.append({"output_type": "execute_result", "metadata": {}, "execution_count": None,
                                         "data": {"text/plain": repr(value)[:limit]}})
@@ -571,9 +578,9 @@ class _Shell:
     def run_line_magic(self, name, line, *args, **kwargs):
         if name in ("time", "timeit"):
             try:
-                return eval(compile(line, "<magic>", "eval"), self.namespace)
+                return eval(compile(line, "<magic>", "eval", dont_inherit=True), self.namespace)
             except SyntaxError:  # a statement, not an expression
-                exec(compile(line, "<magic>", "exec"), self.namespace)
+                exec(compile(line, "<magic>", "exec", dont_inherit=True), self.namespace)
                 return None
         if name in ("matplotlib", "config", "load_ext", "autoreload"):
             return None
@@ -581,7 +588,7 @@ class _Shell:
 
     def run_cell_magic(self, name, line, cell):
         if name in ("time", "timeit", "capture"):
-            exec(compile(cell, "<magic>", "exec"), self.namespace)
+            exec(compile(cell, "<magic>", "exec", dont_inherit=True), self.namespace)
             return None
         raise NotImplementedError(f"%%{name} is not available while grading")
 
@@ -597,10 +604,16 @@ def _figures() -> list:
         return []
     import base64
     plt = sys.modules["matplotlib.pyplot"]
-    outputs = []
+    outputs, size = [], 0
     for number in plt.get_fignums()[:20]:
+        figure = plt.figure(number)
+        if figure.get_figwidth() * figure.get_figheight() > 400:  # square inches: a poster, not a plot
+            continue
         buf = io.BytesIO()
-        plt.figure(number).savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        figure.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        size += buf.tell()
+        if size > 8 << 20:
+            break
         outputs.append({"output_type": "display_data", "metadata": {},
                         "data": {"image/png": base64.b64encode(buf.getvalue()).decode(),
                                  "text/plain": f"<Figure {number}>"}})
@@ -611,18 +624,21 @@ def _figures() -> list:
 def _call(message: dict, namespace: dict):
     """Define a test's function in a copy of the notebook's namespace and call it."""
     scope = dict(namespace)
-    exec(compile(message["source"], message.get("where", "<test>"), "exec"), scope)
+    exec(compile(message["source"], message.get("where", "<test>"), "exec", dont_inherit=True), scope)
     return scope[message["name"]](*message["args"], **message["kwargs"])
 
 
 def _variant_test(message: dict) -> int:
     """In a forked child: the implementation, then the student's test on it. Exit status only."""
     import types
-    implementation: dict = {"__name__": "implementation"}
-    exec(compile(message["impl"], "<implementation>", "exec"), implementation)
+    # A module of its own, as a notebook's cells have one: @dataclass looks its module up.
+    module = types.ModuleType("implementation")
+    sys.modules["implementation"] = module
+    implementation: dict = module.__dict__
+    exec(compile(message["impl"], "<implementation>", "exec", dont_inherit=True), implementation)
     impl = types.SimpleNamespace(**implementation)
     scope: dict = {"__name__": "your_test"}
-    exec(compile(message["prelude"] + "\n" + message["test"], "<your test>", "exec"), scope)
+    exec(compile(message["prelude"] + "\n" + message["test"], "<your test>", "exec", dont_inherit=True), scope)
     scope[message["name"]](impl)
     return 0
 
@@ -641,6 +657,21 @@ def _kill_strays() -> None:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
         time.sleep(0.01)
+
+
+def _empty(folder: str) -> None:
+    """Delete everything in `folder`, whatever its permissions (all of it belongs to this user)."""
+    for root, dirs, files in os.walk(folder, topdown=True):
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, d), 0o700)
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _serve(req_fd: int, resp_fd: int) -> None:
@@ -695,6 +726,7 @@ def _serve(req_fd: int, resp_fd: int) -> None:
                 os.waitpid(pid, 0)
                 status = None
             _kill_strays()
+            _empty("/tmp")
             reply = {"passed": status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0}
         else:
             reply = {"error": ["ProtocolError", f"unknown op {op!r}"]}

@@ -48,9 +48,14 @@ def _definitions(code: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code  # the student's test then fails on every version, as it should
+    lines = code.splitlines()
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return "\n\n".join(ast.get_source_segment(code, n, padded=False) or "" for n in tree.body
-                       if isinstance(n, keep))
+    parts = []
+    for node in tree.body:
+        if isinstance(node, keep):
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            parts.append("\n".join(lines[first - 1:node.end_lineno]))
+    return "\n\n".join(parts)
 
 
 class JudgeSession:
@@ -141,7 +146,7 @@ def _run_test(session: JudgeSession, cell, index: int) -> list:
     grading._judge = session
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            exec(compile(cell.source, f"<{session.cell_name}>", "exec"), namespace)
+            exec(compile(cell.source, f"<{session.cell_name}>", "exec", dont_inherit=True), namespace)
     except BaseException as err:  # noqa: BLE001 (a failing test is an error output, as in a kernel)
         if isinstance(err, KeyboardInterrupt):
             raise
