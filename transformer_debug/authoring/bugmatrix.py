@@ -77,7 +77,8 @@ def grade_builds(root: Path, assignment: str, workdir: Path) -> Matrix:
         target = course / "submitted" / name / assignment / source_path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
-    nbgrader(course, "autograde", assignment, "--force")
+    # Every build is judged in its own sandbox, one after another: the capstone's take many minutes.
+    nbgrader(course, "autograde", assignment, "--force", timeout=6 * 3600)
     cells = [grade_id(c) for c in source.cells if is_test_cell(c)]
     matrix = Matrix(assignment, cells)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -134,8 +135,11 @@ def bug_matrix(root: Path, assignments: list[str] | None = None, jobs: int | Non
             shutil.rmtree(workdir, ignore_errors=True)
 
     jobs = jobs or min(4, len(os.sched_getaffinity(0)))
+    # The assignments with the most builds first, so the slowest does not start last.
+    slowest_first = sorted(todo, key=lambda a: -len(catalog.for_notebook(a)))
     with ThreadPoolExecutor(max_workers=max(1, min(len(todo), jobs))) as pool:
-        return list(pool.map(grade, todo))
+        reports = dict(zip(slowest_first, pool.map(grade, slowest_first)))
+    return [reports[a] for a in todo]
 
 
 def summary(reports: list[dict]) -> tuple[str, bool]:
