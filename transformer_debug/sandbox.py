@@ -391,7 +391,8 @@ class Sandbox:
         self._resp_r, resp_w = os.pipe()
         self._cgroup = _Cgroup(limits) if sealed else None
         self._home = None if sealed else tempfile.mkdtemp(prefix="student-")
-        cmd = [sys.executable, "-m", "transformer_debug.sandbox", str(req_r), str(resp_w)]
+        cmd = [sys.executable, "-m", "transformer_debug.sandbox", str(req_r), str(resp_w),
+               "fork-server" if not writable else "notebook"]
         if sealed:
             cmd = _bwrap_args(limits, writable) + cmd
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -674,9 +675,13 @@ def _empty(folder: str) -> None:
                 os.unlink(path)
 
 
-def _serve(req_fd: int, resp_fd: int) -> None:
+def _serve(req_fd: int, resp_fd: int, role: str = "notebook") -> None:
     import torch
     torch.set_num_threads(1)
+    if role == "fork-server":
+        # Torch's first optimizer takes seconds to set up (it imports its compiler stack); do it once
+        # here, before forking, rather than once in every version's child.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     import numpy  # noqa: F401 (the wire format needs it; import before student code can shadow it)
 
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -734,4 +739,4 @@ def _serve(req_fd: int, resp_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])
