@@ -105,9 +105,10 @@ def fixed_with(**replacements):
 
 
 @pytest.mark.parametrize("wrong, lost", [
-    # LayerNorm on each branch's output instead of its input: a switched-off block is still the
-    # identity (LayerNorm of zeros is its bias, 0 at initialisation), so every visible test passes.
-    ("branch_output_norm", {"hidden-pre-ln-vs-torch": 2}),
+    # LayerNorm on each branch's output instead of its input: it looks right, and a switched-off block
+    # is still the identity (LayerNorm of zeros is its bias, 0 at initialisation); the same visible
+    # test's constant attention branch (normalised to zero) and the comparison with torch catch it.
+    ("branch_output_norm", {"visible-switched-off": 1, "hidden-pre-ln-vs-torch": 2}),
     # The final LayerNorm applied to the logits: with V == C it runs and normalises something, and
     # every visible test passes; the readout test uses V != C.
     ("norm_on_logits", {"hidden-readout-normalised": 1}),
