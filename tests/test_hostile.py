@@ -7,6 +7,8 @@ bugs, which stay in) or, for the ones named your_test_*, replaces the student's 
 """
 import csv
 import hashlib
+import html
+import re
 import os
 import shutil
 import signal
@@ -19,6 +21,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
+from transformer_debug.authoring import markers
 from transformer_debug.authoring.builds import as_submission, copy_course, nbgrader, read_source
 from transformer_debug.authoring.submissions import grade_all
 from transformer_debug.sandbox import bwrap_available
@@ -118,8 +121,17 @@ def test_hostile_submissions_earn_nothing_and_touch_nothing(released, capsys):
     assert _snapshot(course) == before, "a file outside the grader's outputs changed"
     time.sleep(1)
     assert "hacked" not in (course / "grades.csv").read_text()
-    feedback = (course / "feedback" / "read-solution" / A / f"{path.stem}.html").read_text()
-    assert "BEGIN HIDDEN TESTS" not in feedback and "ref.in_proj_weight" not in feedback
+    # The hidden tests stay hidden, even from a submission that went looking for them.
+    page = html.unescape(re.sub(r"<[^>]+>", "", (course / "feedback" / "read-solution" / A / f"{path.stem}.html").read_text()))
+    public = {l.strip() for c in release.cells for l in c.source.splitlines()}
+    hidden = set()
+    for cell in source.cells:
+        parsed = markers.parse(cell.source)
+        for region in parsed.regions:
+            if region.kind == "hidden":
+                hidden |= {l.strip() for l in parsed.lines[region.start + 1:region.end] if len(l.strip()) > 30}
+    leaked = [line for line in sorted(hidden - public) if line in page]
+    assert not leaked, f"hidden test lines in the feedback: {leaked[:3]}"
 
 
 def test_grades_are_the_same_serial_parallel_and_on_a_dask_cluster(tmp_path):
