@@ -392,12 +392,14 @@ class Sandbox:
         self._cgroup = _Cgroup(limits) if sealed else None
         self._home = None if sealed else tempfile.mkdtemp(prefix="student-")
         cmd = [sys.executable, "-m", "transformer_debug.sandbox", str(req_r), str(resp_w),
-               "fork-server" if not writable else "notebook"]
+               "fork-server" if not writable else "notebook", "sealed" if sealed else "open"]
         if sealed:
             cmd = _bwrap_args(limits, writable) + cmd
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
+            os.mkdir(os.path.join(self._home, "tmp"))  # its /tmp, emptied between versions of "your test"
             env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "HOME": self._home,
+                   "TMPDIR": os.path.join(self._home, "tmp"),
                    "NBGRADER_EXECUTION": "autograde"}
         cgroup = self._cgroup
 
@@ -644,8 +646,20 @@ def _variant_test(message: dict) -> int:
     return 0
 
 
+def _own_pid_namespace() -> bool:
+    """True inside bubblewrap's PID namespace, where every process is the sandbox's own."""
+    try:
+        with open("/proc/1/comm") as f:
+            return f.read().strip() == "bwrap"
+    except OSError:
+        return False
+
+
 def _kill_strays() -> None:
-    """Every other process in this PID namespace (a test may leave children behind)."""
+    """Every other process in this PID namespace (a test may leave children behind).
+    Only ever called inside the sandbox: on the host it would kill every process in sight."""
+    if not _own_pid_namespace():
+        raise RuntimeError("refusing to kill strays outside the sandbox's own PID namespace")
     me = os.getpid()
     for _ in range(20):
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
@@ -675,7 +689,10 @@ def _empty(folder: str) -> None:
                 os.unlink(path)
 
 
-def _serve(req_fd: int, resp_fd: int, role: str = "notebook") -> None:
+def _serve(req_fd: int, resp_fd: int, role: str = "notebook", seal: str = "sealed") -> None:
+    sealed = seal == "sealed" and _own_pid_namespace()
+    if not sealed and os.path.realpath(os.environ.get("TMPDIR", "/tmp")) == "/tmp":
+        raise SystemExit("unsealed, the grading process needs a private TMPDIR (Sandbox gives it one)")
     import torch
     torch.set_num_threads(1)
     if role == "fork-server":
@@ -711,6 +728,8 @@ def _serve(req_fd: int, resp_fd: int, role: str = "notebook") -> None:
             pid = os.fork()
             if pid == 0:
                 code = 1
+                if not sealed:
+                    os.setsid()  # its own process group, so that only it and its children are killed
                 try:
                     _alarm(message["seconds"])
                     code = _variant_test(message)
@@ -730,8 +749,15 @@ def _serve(req_fd: int, resp_fd: int, role: str = "notebook") -> None:
                     os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 status = None
-            _kill_strays()
-            _empty("/tmp")
+            if sealed:
+                _kill_strays()
+                _empty("/tmp")  # the sandbox's own tmpfs
+            else:
+                # --no-sandbox: this is the host. Only the version's own process group is killed and
+                # only its private scratch folder emptied (a child that leaves its group escapes).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                _empty(os.environ["TMPDIR"])
             reply = {"passed": status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0}
         else:
             reply = {"error": ["ProtocolError", f"unknown op {op!r}"]}
@@ -739,4 +765,4 @@ def _serve(req_fd: int, resp_fd: int, role: str = "notebook") -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])
+    _serve(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:5])
