@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test release grade bugs bench check clean
+.PHONY: lab test release assignments autograde formgrader feedback export grade student-kit bugs bench check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -30,11 +30,35 @@ test: $(STAMP)
 release: $(STAMP)
 	$(BIN)/course release
 
-## Instructors: autograde submitted/ (each submission sealed off), write feedback/ and grades.csv.
-## make grade WORKERS=2; make grade SCHEDULER=tcp://host:8786 (Dask); NO_SANDBOX=1 only for trusted work.
+## Instructors (README, "Running a class"): autograde what `nbgrader collect` gathered (each
+## submission sealed off; new or changed ones only), grade the reports in the formgrader, then
+## feedback and export. ASSIGNMENT=01_attention and STUDENT=alice narrow a step down.
+## WORKERS=2 judges two at once; SCHEDULER=tcp://host:8786 uses Dask; NO_SANDBOX=1 only for trusted work.
 WORKERS ?= 1
+FILTER = $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(STUDENT),--student $(STUDENT))
+SEAL = --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(NO_SANDBOX),--no-sandbox)
+assignments: $(STAMP)
+	$(BIN)/course assignments $(ASSIGNMENT)
+
+autograde: $(STAMP)
+	$(BIN)/course autograde $(SEAL) $(FILTER) $(if $(REGRADE),--regrade)
+
+formgrader: $(STAMP)
+	$(BIN)/jupyter lab --port=$(PORT) $(ROOT_FLAG) --ServerApp.default_url=/formgrader
+
+feedback: $(STAMP)
+	$(BIN)/course feedback $(FILTER) $(if $(PARTIAL),--partial)
+
+export: $(STAMP)
+	$(BIN)/course export
+
+## All three at once, reports graded or not: a quick look, or a course without manual grading.
 grade: $(STAMP)
-	$(BIN)/course grade --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(NO_SANDBOX),--no-sandbox)
+	$(BIN)/course grade $(SEAL)
+
+## What students install: the library's wheel (no solutions) and pinned requirements.
+student-kit: $(STAMP)
+	$(BIN)/course student-kit
 
 ## The bug coverage matrix (JSON in build/bugs.json).
 bugs: $(STAMP)

@@ -2,10 +2,16 @@
 
   course check                    markers and bugs.toml agree
   course release [A ...]          release/ with nbgrader, checked for leaks; notebooks/ executed
+  course assignments [A ...]      nbgrader generate_assignment for each: the gradebook knows them
   course build A [--bug ID] -o F  the solution, or a single-bug mutant, as a notebook
   course sync                     fail if release/ or notebooks/ are stale against source/
   course bugs [A ...]             the bug coverage matrix (real nbgrader autograding)
-  course grade [--workers K]      judge submitted/ sealed off, autograde, feedback, grades.csv
+  course autograde [--assignment A] [--student S] [--workers K]
+                                  judge submitted/ sealed off and autograde (new or changed only)
+  course feedback [--partial]     feedback for graded submissions, notes for missing/NOT GRADED
+  course export [--to F]          grades.csv: released assignments, auto and manual apart, late
+  course grade [--workers K]      all three at once (a quick look, or a course without reports)
+  course student-kit [--out D]    the library's wheel and requirements for students (no solutions)
   course bench [A ...]            timings: nbval, autograde per student, throughput (build/bench.json)
 """
 from __future__ import annotations
@@ -22,7 +28,7 @@ from .builds import execute, nbgrader, read_source, solution_notebook
 from .catalog import Catalog, CatalogError, find_course_root
 from .checks import leaks, out_of_sync
 from .markers import MarkerError
-from .submissions import grade_all
+from .submissions import autograde, export, feedback, grade_all
 
 
 def _assignments(catalog: Catalog, names: list[str]) -> list[str]:
@@ -56,6 +62,39 @@ def cmd_release(root: Path, args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(execute(solution_notebook(root, assignment), cwd=out.parent), out)
         print(f"{assignment}: release/ and notebooks/ written ({time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
+
+
+def cmd_assignments(root: Path, args) -> int:
+    """The instructor's first step: every assignment into the gradebook, nothing executed."""
+    import contextlib
+    import os
+    catalog = Catalog.load(root)
+    catalog.check()
+    names = _assignments(catalog, args.assignments)
+    # One nbgrader for all of them: starting it costs seconds, each time.
+    sys.path.insert(0, str(root))
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+    with contextlib.chdir(root):
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+        api = NbGraderAPI(CourseDirectory(config=config), Authenticator(config=config), config=config)
+        failed = 0
+        for assignment in names:
+            outcome = api.generate_assignment(assignment, force=True, create=True)
+            if not outcome.get("success"):
+                raise RuntimeError(f"nbgrader could not generate {assignment}: "
+                                   + (outcome.get("error") or outcome.get("log") or "")[-2000:])
+            path, _ = read_source(root, assignment)
+            problems = leaks(root, assignment, nbformat.read(root / "release" / assignment / path.name, as_version=4))
+            for problem in problems:
+                print(f"LEAK {problem}", file=sys.stderr)
+            failed += bool(problems)
+            print(f"{assignment}: in the gradebook, release/{assignment} generated")
+    print("next: `nbgrader release_assignment <assignment>` when students may fetch it")
     return 1 if failed else 0
 
 
@@ -95,6 +134,27 @@ def cmd_grade(root: Path, args) -> int:
                       local_cluster=args.local_cluster)
 
 
+def cmd_autograde(root: Path, args) -> int:
+    return autograde(root, assignments=args.assignment, students=args.student, workers=args.workers,
+                     scheduler=args.scheduler, sealed=not args.no_sandbox, local_cluster=args.local_cluster,
+                     regrade=args.regrade)
+
+
+def cmd_feedback(root: Path, args) -> int:
+    return feedback(root, assignments=args.assignment, students=args.student, partial=args.partial)
+
+
+def cmd_export(root: Path, args) -> int:
+    return export(root, to=args.to)
+
+
+def cmd_student_kit(root: Path, args) -> int:
+    from .studentkit import build_kit
+    out = build_kit(root, Path(args.out))  # relative: to the course root
+    print(f"student kit in {out}: give students this folder; they run `pip install -r requirements.txt` in it")
+    return 0
+
+
 def cmd_bench(root: Path, args) -> int:
     from .bench import bench
     catalog = Catalog.load(root)
@@ -112,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("release")
     p.add_argument("assignments", nargs="*")
     p.set_defaults(run=cmd_release)
+    p = sub.add_parser("assignments")
+    p.add_argument("assignments", nargs="*")
+    p.set_defaults(run=cmd_assignments)
     p = sub.add_parser("build")
     p.add_argument("assignment")
     p.add_argument("--bug", action="append", default=[], help="plant this bug (repeatable)")
@@ -124,14 +187,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignments", nargs="*")
     p.add_argument("--json", default="build/bugs.json")
     p.set_defaults(run=cmd_bugs)
-    p = sub.add_parser("grade")
-    p.add_argument("--workers", type=int, default=1, help="submissions judged at once on this machine")
-    p.add_argument("--scheduler", default=None, help="a Dask scheduler's address (tcp://host:8786)")
-    p.add_argument("--local-cluster", type=int, default=0, metavar="N",
-                   help="start a local Dask cluster of N workers (what --scheduler does across machines)")
-    p.add_argument("--no-sandbox", action="store_true",
-                   help="run submissions WITHOUT bubblewrap (only for trusted notebooks; printed as a warning)")
-    p.set_defaults(run=cmd_grade)
+    for name, run in (("grade", cmd_grade), ("autograde", cmd_autograde)):
+        p = sub.add_parser(name)
+        p.add_argument("--workers", type=int, default=1, help="submissions judged at once on this machine")
+        p.add_argument("--scheduler", default=None, help="a Dask scheduler's address (tcp://host:8786)")
+        p.add_argument("--local-cluster", type=int, default=0, metavar="N",
+                       help="start a local Dask cluster of N workers (what --scheduler does across machines)")
+        p.add_argument("--no-sandbox", action="store_true",
+                       help="run submissions WITHOUT bubblewrap (only for trusted notebooks; printed as a warning)")
+        p.set_defaults(run=run)
+    p.add_argument("--regrade", action="store_true",
+                   help="autograde unchanged submissions again (nbgrader then flags their graded reports for review)")
+    for p in (sub.choices["autograde"], sub.add_parser("feedback")):
+        p.add_argument("--assignment", action="append", default=None, help="only this assignment (repeatable)")
+        p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
+    p.add_argument("--partial", action="store_true",
+                   help="also for submissions whose reports await a grader (they show 0 for the report)")
+    p.set_defaults(run=cmd_feedback)
+    p = sub.add_parser("export")
+    p.add_argument("--to", default=None, help="the CSV to write (default: grades.csv in the course root)")
+    p.set_defaults(run=cmd_export)
+    p = sub.add_parser("student-kit")
+    p.add_argument("--out", default="build/student-kit")
+    p.set_defaults(run=cmd_student_kit)
     p = sub.add_parser("bench")
     p.add_argument("assignments", nargs="*")
     p.add_argument("--students", type=int, default=20, help="students for the throughput run (0: skip it)")

@@ -1,14 +1,18 @@
-"""`make grade`: judge every submission sealed off, in parallel, then grade them in one writer.
+"""Grading a class: `make autograde`, `make feedback`, `make export` (and `make grade`, all three).
 
-1. Every folder in submitted/ is listed first; each one ends either graded or NOT GRADED with a
-   reason (a broken notebook, a symbolic link, a process that died, ...).
-2. Judging (the slow part) runs `workers` submissions at once, or on a Dask cluster: each job is
-   a fresh grader process that runs the notebook in a bubblewrap sandbox and decides the tests
-   outside it (judge.py). Results land in build/judged/, written only by this process.
-3. nbgrader then autogrades each assignment once, in this process's child, taking the judged
-   outputs (nbgrader_plugin.JudgedExecute): nbgrader alone writes the gradebook, then the
-   feedback, then grades.csv (written to a temporary file and renamed, so it is never half
-   written). Killed halfway, a second run reuses every judged result and finishes the job.
+1. autograde: every folder in submitted/ is listed first; each one ends either graded or NOT
+   GRADED with a reason (a broken notebook, a symbolic link, a process that died, ...), kept in
+   build/not_graded.json for the later steps. Judging (the slow part) runs `workers`
+   submissions at once, or on a Dask cluster: each job is a fresh grader process that runs the
+   notebook in a bubblewrap sandbox and decides the tests outside it (judge.py). Results land
+   in build/judged/, written only by this process. nbgrader then autogrades, in one child
+   process (writer.py), taking the judged outputs (nbgrader_plugin.JudgedExecute): nbgrader
+   alone writes the gradebook. A submission unchanged since its last autograde is skipped, so
+   manual grades are never reset. Killed halfway, a second run reuses every judged result.
+2. feedback (after manual grading): nbgrader's feedback for each fully graded submission, and
+   a note for each missing or NOT GRADED one (classlist.write_notes).
+3. export: grades.csv for the released assignments (classlist.write_csv), written to a
+   temporary file and renamed, so it is never half written.
 Submissions are never modified or deleted.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ..sandbox import bwrap_available
 from .catalog import Catalog
 from .judge import judge_key, run_judge
 
-__all__ = ["problems_with", "grade_all", "judged_path", "read_judged", "write_judged", "sandbox_mode",
+__all__ = ["problems_with", "grade_all", "autograde", "feedback", "export", "judged_path", "read_judged", "write_judged", "sandbox_mode",
            "Submission", "collect"]
 
 SANDBOX_ENV = "TRANSFORMER_DEBUG_SANDBOX"   # "off": the instructor's explicit --no-sandbox
@@ -167,13 +171,47 @@ def _judge_all(jobs: list[dict], workers: int, scheduler: str | None, local_clus
             yield futures[future], future.result()
 
 
-def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed: bool = True,
-              local_cluster: int = 0) -> int:
+def _gradebook_assignments(root: Path) -> set[str]:
+    """Assignments nbgrader knows (generate_assignment puts them in the gradebook)."""
+    import sqlite3
+    db = root / "gradebook.db"
+    if not db.exists():
+        return set()
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        try:
+            return {name for (name,) in con.execute("SELECT name FROM assignment")}
+        except sqlite3.DatabaseError:
+            return set()
+
+
+def _autograded_path(root: Path, assignment: str, student: str) -> Path:
+    return root / "build" / "autograded" / assignment / f"{student}.json"
+
+
+def _pick(found: list[Submission], assignments, students) -> list[Submission]:
+    return [s for s in found if (not assignments or s.assignment in assignments)
+            and (not students or s.student in students)]
+
+
+def autograde(root: Path, assignments: list[str] | None = None, students: list[str] | None = None,
+              workers: int = 1, scheduler: str | None = None, sealed: bool = True, local_cluster: int = 0,
+              regrade: bool = False, table: bool = True) -> int:
+    """Judge and autograde what was collected (new or changed submissions only, unless `regrade`).
+
+    A submission autograded before and unchanged since is left alone, so the manual grades and
+    "needs manual grade" flags of the reports already graded stay as they are. A changed
+    (resubmitted) one is autograded again, and nbgrader asks for its reports to be reviewed.
+    """
+    from .classlist import print_table, record_not_graded, released_assignments, standings
     start = time.perf_counter()
+    root = Path(root)
     catalog = Catalog.load(root)
+    unknown = sorted(set(assignments or ()) - set(catalog.assignments))
+    if unknown:
+        raise RuntimeError(f"no assignment called {', '.join(unknown)}; the course has {', '.join(catalog.assignments)}")
     if not (root / "submitted").is_dir():
-        print("nothing to grade: no submitted/ folder (collect submissions with nbgrader first)")
-        return 0
+        raise RuntimeError("nothing to grade: no submitted/ folder. Collect the submissions first: "
+                           "`nbgrader collect <assignment>` (README, Running a class)")
     if sealed:
         os.environ.pop(SANDBOX_ENV, None)
         sandbox_mode()  # raises, with the reason, when submissions cannot be sealed
@@ -182,9 +220,16 @@ def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed
         print("WARNING: grading WITHOUT the sandbox (--no-sandbox): each submission runs with your rights "
               "and can read, change or delete any file you can", file=sys.stderr)
     with _only_run(root):
-        submissions = collect(root, catalog)
+        submissions = _pick(collect(root, catalog), assignments, students)
+        known = _gradebook_assignments(root)
+        absent = sorted({s.assignment for s in submissions if s.assignment in catalog.assignments} - known)
+        if absent:
+            raise RuntimeError(f"{', '.join(absent)} not in the gradebook ({root / 'gradebook.db'}): nbgrader adds an "
+                               "assignment when it generates it. Run `make assignments` (or `nbgrader generate_assignment "
+                               f"{absent[0]}`), then this command again")
         not_graded: dict[tuple[str, str], str] = {}
-        jobs, cached = [], 0
+        jobs, cached, unchanged = [], 0, []
+        keys: dict[tuple[str, str], list[str]] = {}
         for sub in submissions:
             if sub.problems:
                 not_graded[sub.student, sub.assignment] = "; ".join(sub.problems)
@@ -196,62 +241,156 @@ def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed
                     not_graded[sub.student, sub.assignment] = f"{sub.folder / path.name}: {type(err).__name__}: {err}"
                     continue
                 key = judge_key(nb)
+                keys.setdefault((sub.student, sub.assignment), []).append(key)
                 where = judged_path(root, sub.assignment, sub.student, path.stem)
                 if read_judged(where, key) is not None:
                     cached += 1
                     continue
                 jobs.append({"root": str(root), "notebook": nb, "sealed": sealed, "key": key,
                              "where": str(where), "who": f"{sub.student} / {sub.assignment}"})
+        plan: dict[str, list[str]] = {}
+        for sub in submissions:
+            if (sub.student, sub.assignment) in not_graded:
+                continue
+            marker = _autograded_path(root, sub.assignment, sub.student)
+            if not regrade and _stored_keys(marker) == keys.get((sub.student, sub.assignment)):
+                unchanged.append(sub)
+                continue
+            plan.setdefault(sub.assignment, []).append(sub.student)
         how = f"Dask at {scheduler}" if scheduler else (f"a local Dask cluster of {local_cluster}" if local_cluster
                                                         else f"{workers} worker(s)")
         print(f"{len(submissions)} submission(s); judging {len(jobs)} notebook(s) on {how}"
-              + (f", {cached} already judged" if cached else ""))
+              + (f", {cached} already judged" if cached else "")
+              + (f"; {len(unchanged)} unchanged since their last autograde, left as they are "
+                 "(`--regrade` to redo them)" if unchanged else ""))
         judging = time.perf_counter()
         for job, result in _judge_all(jobs, workers, scheduler, local_cluster):
             write_judged(Path(job["where"]), job["key"], result)
             status = f"NOT GRADED: {result['problem']}" if result.get("problem") else f"{result.get('seconds', 0):.1f} s"
             print(f"judged {job['who']} ({status})")
-
         print(f"judging took {time.perf_counter() - judging:.0f} s (listing and sanitizing {judging - start:.0f} s)")
+
         writing = time.perf_counter()
-        plan = {a: [s.student for s in submissions if s.assignment == a and (s.student, a) not in not_graded]
-                for a in catalog.assignments}
-        plan = {a: students for a, students in plan.items() if students}
-        tmp = root / "build" / "grades.csv.tmp"
-        written = _write_grades(root, plan, tmp) if plan else {}
-        graded: dict[str, list[str]] = {}
-        for assignment, students in plan.items():
-            for student in students:
+        written = _write_grades(root, {"autograde": plan}) if plan else {}
+        done = 0
+        for assignment, names in plan.items():
+            for student in names:
                 outcome = written.get(f"{assignment}/{student}", {"success": False, "log": "the writer stopped"})
                 if outcome["success"]:
-                    graded.setdefault(assignment, []).append(student)
+                    marker = _autograded_path(root, assignment, student)
+                    marker.parent.mkdir(parents=True, exist_ok=True)
+                    marker.write_text(json.dumps(keys[student, assignment]))
+                    done += 1
                     continue
                 reasons = [r["problem"] for p in (root / "source" / assignment).glob("*.ipynb")
                            if (r := _stored(judged_path(root, assignment, student, p.stem))) and r.get("problem")]
-                errors = [line for line in outcome["log"].splitlines() if "Error" in line or "ERROR" in line][-2:]
                 not_graded[student, assignment] = "; ".join(reasons) or ("nbgrader could not autograde it: "
-                                                                         + " | ".join(errors))
-        print(f"nbgrader wrote grades and feedback in {time.perf_counter() - writing:.0f} s")
-        if written.get("export"):
-            os.replace(tmp, root / "grades.csv")
-            print(f"feedback in feedback/, grades in {root / 'grades.csv'}")
-        n_graded = sum(len(s) for s in graded.values())
-        print(f"graded {n_graded}, NOT GRADED {len(not_graded)}, in {time.perf_counter() - start:.0f} s "
-              f"({'sandboxed' if sealed else 'NOT sandboxed'})")
+                                                                         + _nbgrader_errors(outcome["log"]))
+        if plan:
+            print(f"nbgrader autograded {sum(map(len, plan.values()))} submission(s) in "
+                  f"{time.perf_counter() - writing:.0f} s")
+        record_not_graded(root, {(s.student, s.assignment) for s in submissions}, not_graded)
+        print(f"autograded {done}, unchanged {len(unchanged)}, NOT GRADED {len(not_graded)}, in "
+              f"{time.perf_counter() - start:.0f} s ({'sandboxed' if sealed else 'NOT sandboxed'})")
+        if table:
+            rows = standings(root, assignments or released_assignments(root, catalog.assignments), students)
+            print_table(rows, "\nThe class (`make export` writes it to grades.csv):")
+            awaiting = sum(r.awaiting for r in rows)
+            if awaiting:
+                print(f"Next: grade the {awaiting} report(s) awaiting a grader in the formgrader (`make formgrader`), "
+                      "then `make feedback` and `make export`.")
         for (student, assignment), reason in sorted(not_graded.items()):
             print(f"NOT GRADED {student} / {assignment}: {reason}")
         return 1 if not_graded else 0
 
 
-def _write_grades(root: Path, plan: dict, export_to: Path) -> dict:
+def feedback(root: Path, assignments: list[str] | None = None, students: list[str] | None = None,
+             partial: bool = False) -> int:
+    """nbgrader's feedback for every graded submission, plus notes for missing and NOT GRADED ones.
+
+    A submission whose reports still await a grader gets no feedback unless `partial`: its
+    report would show 0 points that nobody gave.
+    """
+    from .classlist import print_table, released_assignments, standings, write_notes
+    root = Path(root)
+    catalog = Catalog.load(root)
+    with _only_run(root):
+        rows = standings(root, assignments or released_assignments(root, catalog.assignments), students)
+        ready = [r for r in rows if r.status == "graded" or (partial and r.status == "awaiting grader")]
+        waiting = [r for r in rows if r.status == "awaiting grader" and not partial]
+        plan: dict[str, list[str]] = {}
+        for r in ready:
+            plan.setdefault(r.assignment, []).append(r.student)
+        start = time.perf_counter()
+        written = _write_grades(root, {"feedback": plan}) if plan else {}
+        failed = [f"{a}/{s}: " + _nbgrader_errors(v.get("log", "")) for a, names in plan.items() for s in names
+                  if not (v := written.get(f"feedback {a}/{s}", {})).get("success")]
+        notes = write_notes(root, rows)
+        print(f"feedback written for {len(ready) - len(failed)} submission(s) in {time.perf_counter() - start:.0f} s, "
+              f"notes for {len(notes)} missing or NOT GRADED notebook(s), in feedback/")
+        for line in failed:
+            print(f"feedback FAILED for {line}")
+        if waiting:
+            print(f"no feedback yet for {len(waiting)} submission(s) whose reports await a grader: "
+                  + ", ".join(f"{r.student} / {r.assignment}" for r in waiting)
+                  + ". Grade them in the formgrader (`make formgrader`) and run `make feedback` again "
+                    "(or `make feedback PARTIAL=1` to send the autograded part now).")
+        print("Next: `nbgrader release_feedback <assignment>` sends it to the students' exchange.")
+        return 1 if failed else 0
+
+
+def export(root: Path, to: Path | None = None, table: bool = True) -> int:
+    """grades.csv for the released assignments: every student of the roster and every submitter."""
+    from .classlist import print_table, released_assignments, standings, write_csv
+    root = Path(root)
+    catalog = Catalog.load(root)
+    to = Path(to) if to else root / "grades.csv"
+    rows = standings(root, released_assignments(root, catalog.assignments))
+    write_csv(rows, to)
+    if table:
+        print_table(rows)
+    print(f"grades of {len({r.assignment for r in rows})} released assignment(s) in {to}")
+    return 0
+
+
+def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed: bool = True,
+              local_cluster: int = 0) -> int:
+    """Everything at once (`make grade`): autograde, feedback (reports ungraded or not), export.
+    For a quick look, or a course graded by tests alone; a class with reports to grade by hand
+    runs the three steps at their own times (README, Running a class)."""
+    root = Path(root)
+    if not (root / "submitted").is_dir():
+        print("nothing to grade: no submitted/ folder (collect submissions with `nbgrader collect` first)")
+        return 0
+    code = autograde(root, workers=workers, scheduler=scheduler, sealed=sealed, local_cluster=local_cluster,
+                     table=False)
+    feedback(root, partial=True)
+    export(root)
+    return code
+
+
+def _nbgrader_errors(log: str) -> str:
+    """The lines of nbgrader's log that name the cause (not its 'see the above traceback')."""
+    lines = [l.strip() for l in log.splitlines() if ("Error" in l or "ERROR" in l or "No assignment" in l)
+             and "see the above traceback" not in l and not l.strip().startswith("Traceback")]
+    return " | ".join(lines[-3:]) or "(nbgrader gave no reason; run `nbgrader autograde` by hand to see its log)"
+
+
+def _stored_keys(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_grades(root: Path, plan: dict) -> dict:
     """Run the single writer (writer.py) and return what it did per submission."""
     import subprocess
     library = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([library, os.environ.get("PYTHONPATH", "")]),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run([sys.executable, "-m", "transformer_debug.authoring.writer"], cwd=root, env=env,
-                          input=json.dumps({"root": str(root), "students": plan, "export_to": str(export_to)}),
-                          capture_output=True, text=True)
+                          input=json.dumps({"root": str(root), **plan}), capture_output=True, text=True)
     try:
         return json.loads(proc.stdout)
     except ValueError:

@@ -1,12 +1,13 @@
-"""The single writer of grades: nbgrader's autograde, feedback and export, in one process.
+"""The single writer of grades: nbgrader's autograde and feedback, in one process.
 
-`make grade` starts this once, after every submission has been judged: it is the only process
-that writes gradebook.db, autograded/, feedback/ and the exported CSV, and no student code
+`make autograde` starts it once, after every submission has been judged, and `make feedback`
+once: it is the only process that writes gradebook.db, autograded/ and feedback/ (the notes and
+grades.csv are written by the command itself, which runs no student code either), and no student code
 runs in it (JudgedExecute takes the judged outputs). One process, because importing nbgrader
 costs seconds and each command-line call would pay it again.
 
-Input (stdin, JSON): {"root", "students": {assignment: [student, ...]}, "export_to"}.
-Output (stdout, JSON): {"assignment/student": {"success": bool, "log": str}} and "export".
+Input (stdin, JSON): {"root", "autograde": {assignment: [student, ...]}, "feedback": {...}}.
+Output (stdout, JSON): {"assignment/student": {"success", "log"}, "feedback assignment/student": {...}}.
 """
 from __future__ import annotations
 
@@ -24,34 +25,26 @@ def main() -> int:
     real_stdout, sys.stdout = sys.stdout, sys.stderr
     os.chdir(root)
     sys.path.insert(0, str(root))
-    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
     from nbgrader.apps import NbGraderAPI
-    from nbgrader.api import Gradebook
     from nbgrader.auth import Authenticator
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.plugins.export import CsvExportPlugin
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir, Authenticator(config=config), config=config)
     results = {}
-    for assignment, students in plan["students"].items():
+    for assignment, students in plan.get("autograde", {}).items():
         for student in students:
             outcome = api.autograde(assignment, student, force=True, create=True)
             results[f"{assignment}/{student}"] = {"success": bool(outcome.get("success")),
                                                   "log": (outcome.get("error") or outcome.get("log") or "")[-2000:]}
+    for assignment, students in plan.get("feedback", {}).items():
         for student in students:
-            if results[f"{assignment}/{student}"]["success"]:
-                feedback = api.generate_feedback(assignment, student, force=True)
-                if not feedback.get("success"):
-                    results[f"{assignment}/{student}"]["feedback"] = (feedback.get("error") or "")[-1000:]
-    if plan.get("export_to"):
-        export_config = Config(config)
-        export_config.CsvExportPlugin.to = plan["export_to"]
-        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            CsvExportPlugin(config=export_config).export(gb)
-        results["export"] = plan["export_to"]
+            feedback = api.generate_feedback(assignment, student, force=True)
+            results.setdefault(f"feedback {assignment}/{student}", {})["success"] = bool(feedback.get("success"))
+            if not feedback.get("success"):
+                results[f"feedback {assignment}/{student}"]["log"] = (feedback.get("error") or "")[-1000:]
     real_stdout.write(json.dumps(results))
     real_stdout.flush()
     return 0
