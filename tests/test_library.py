@@ -214,3 +214,17 @@ def test_plots_draw_on_their_own_figures_and_leave_global_settings_alone():
     assert dict(plt.rcParams) == before
     plt.close("all")
 
+
+def test_an_unsealed_sandbox_leaves_other_processes_and_tmp_alone(monkeypatch):
+    """After each version of a student's test the sealed fork-server kills every other process in
+    its PID namespace and empties its /tmp. Unsealed (--no-sandbox) those are the machine's: it must not."""
+    from transformer_debug import sandbox
+    calls = []
+    monkeypatch.setattr(sandbox, "_kill_strays", lambda: calls.append("kill"))
+    monkeypatch.setattr(sandbox, "_empty", lambda folder: calls.append(folder))
+    sandbox._after_variant(False)
+    assert calls == []
+    sandbox._after_variant(True)
+    assert calls == ["kill", "/tmp"]
+    with sandbox.Sandbox(writable=False, sealed=False) as box:  # started, never asked to run a version
+        assert box.proc.args[-2:] == ["fork-server", "open"]
