@@ -7,6 +7,7 @@
   course bugs [A ...]             the bug coverage matrix (real nbgrader autograding)
   course grade [--workers K]      judge submitted/ sealed off, autograde, feedback, grades.csv
   course bench [A ...]            timings: nbval, autograde per student, throughput (build/bench.json)
+  course answer-key [A ...]       one HTML page per assignment from bugs.toml (build/answer-key/)
 """
 from __future__ import annotations
 
@@ -103,6 +104,16 @@ def cmd_bench(root: Path, args) -> int:
     return 0
 
 
+def cmd_answer_key(root: Path, args) -> int:
+    from .answerkey import write_answer_keys
+    catalog = Catalog.load(root)
+    catalog.check()
+    out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+    written = write_answer_keys(catalog, _assignments(catalog, args.assignments), out)
+    print(f"answer key: {len(written) - 1} page(s) and {out / 'index.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default="build/bench.json")
     p.set_defaults(run=cmd_bench)
+    p = sub.add_parser("answer-key", help="HTML answer key per assignment (bugs, fixes, tests, model report)")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--out", default="build/answer-key", help="folder for the pages (default: build/answer-key)")
+    p.set_defaults(run=cmd_answer_key)
     args = parser.parse_args(argv)
     try:
         root = args.root or find_course_root(Path.cwd())
