@@ -15,8 +15,8 @@ import ast
 import contextlib
 import inspect
 import signal
-import textwrap
 import sys
+import textwrap
 import threading
 import time
 import types
