@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH),)
 PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test release assignments autograde formgrader feedback export grade student-kit bugs bench check clean
+.PHONY: lab test release assignments autograde formgrader feedback export grade student-kit answer-key class-report bugs bench check clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -59,6 +59,15 @@ grade: $(STAMP)
 ## What students install: the library's wheel (no solutions) and pinned requirements.
 student-kit: $(STAMP)
 	$(BIN)/course student-kit
+
+## Instructors, after grading: which bugs the class fixed, least fixed first, and defect reports
+## awaiting a grader (build/class-report.csv and .html). make class-report ASSIGNMENT=01_attention
+class-report: $(STAMP)
+	$(BIN)/course class-report $(ASSIGNMENT)
+
+## Instructors, after the deadline: the answer key, one HTML page per assignment (build/answer-key/).
+answer-key: $(STAMP)
+	$(BIN)/course answer-key $(ASSIGNMENT)
 
 ## The bug coverage matrix (JSON in build/bugs.json).
 bugs: $(STAMP)

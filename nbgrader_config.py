@@ -17,7 +17,8 @@ try:
 
     from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
     from nbgrader.preprocessors import ClearSolutions, Execute
-    from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, JudgedExecute, ReleaseBugs
+    from transformer_debug.authoring.nbgrader_plugin import (AddRubric, DropGraderNotes, HideHiddenTests,
+                                                             JudgedExecute, ReleaseBugs)
 
     c.CourseDirectory.root = COURSE_ROOT
     c.CourseDirectory.course_id = "transformer-debug"
@@ -30,16 +31,20 @@ try:
         raise RuntimeError(f"expected ClearSolutions once in nbgrader's preprocessors, got {defaults}")
     c.GenerateAssignment.preprocessors = [ReleaseBugs if p is ClearSolutions else p for p in defaults]
 
-    # Feedback keeps each test's verdict and message but not the hidden test code.
+    # Feedback keeps each test's verdict and message but not the hidden test code, nor the
+    # grader's rubric and model answer (AddRubric below).
     feedback = GenerateFeedback.class_traits()["preprocessors"].default()
-    c.GenerateFeedback.preprocessors = [HideHiddenTests, *feedback]
+    c.GenerateFeedback.preprocessors = [DropGraderNotes, HideHiddenTests, *feedback]
 
     # Never run a submission in nbgrader's own kernel: JudgedExecute runs it sealed off (bubblewrap)
     # and decides every test in a process the student's code never ran in (README, instructors).
     autograde = Autograde.class_traits()["autograde_preprocessors"].default()
     if autograde.count(Execute) != 1:
         raise RuntimeError(f"expected Execute once in nbgrader's autograde preprocessors, got {autograde}")
-    c.Autograde.autograde_preprocessors = [JudgedExecute if p is Execute else p for p in autograde]
+    # Right after it, the defect report's rubric and model answer go under the report cell, for the
+    # grader in the formgrader.
+    c.Autograde.autograde_preprocessors = [q for p in autograde
+                                           for q in ((JudgedExecute, AddRubric) if p is Execute else (p,))]
 
     # Bound every cell, so a student's infinite loop cannot hang the autograder.
     c.Execute.timeout = 60  # seconds per cell; every cell of the course needs under 5

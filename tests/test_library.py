@@ -140,10 +140,60 @@ def test_grade_student_test_rejects_a_test_that_fails_on_correct_code(in_course)
     with pytest.raises(AssertionError, match="fails on a correct implementation"):
         grade_student_test(always_fails, "01_attention", "attention-code")
 
-    def untouched_stub(impl):
-        raise NotImplementedError()
+    def unfinished(impl):
+        assert impl.MultiHeadAttention(8, 2)(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+        raise NotImplementedError("todo: compare with torch")
     with pytest.raises(AssertionError, match="fails on a correct implementation"):
-        grade_student_test(untouched_stub, "01_attention", "attention-code")
+        grade_student_test(unfinished, "01_attention", "attention-code")
+
+
+def test_grade_student_test_says_when_the_test_is_not_written_yet(in_course):
+    def test_attention(impl):
+        """Passes on a correct MultiHeadAttention, fails on each planted bug."""
+        # YOUR CODE HERE
+        raise NotImplementedError()
+    with pytest.raises(AssertionError) as err:
+        grade_student_test(test_attention, "01_attention", "attention-code")
+    assert "not written yet" in str(err.value) and "test_attention still raises NotImplementedError" in str(err.value)
+    assert "fails on a correct implementation" not in str(err.value)
+
+
+RELEASED = '''def test_attention(impl):
+    """Passes on a correct MultiHeadAttention, fails on each planted bug."""
+    # YOUR CODE HERE
+    raise NotImplementedError()'''
+
+
+@pytest.mark.parametrize("source, expected", [
+    (RELEASED, True),
+    (RELEASED.replace("NotImplementedError()", "NotImplementedError"), True),
+    (RELEASED.replace("NotImplementedError()", "NotImplementedError('later')"), True),
+    ("def test_attention(impl):\n    raise NotImplementedError\n", True),
+    (RELEASED.replace("    # YOUR CODE HERE\n", "    assert impl.MultiHeadAttention\n"), False),
+    (RELEASED.replace("NotImplementedError()", "ValueError()"), False),
+    (RELEASED.replace("raise NotImplementedError()", "pass"), False),
+    (RELEASED.replace("test_attention", "test_other"), False),   # not the function graded
+    (RELEASED + "\n\ndef test_attention(impl):\n    assert impl\n", False),  # redefined: the last one runs
+    ("def test_attention(impl) oops", False),                     # a syntax error fails as written
+])
+def test_unwritten_reads_the_stub_from_the_code(source, expected):
+    from transformer_debug.grading import unwritten
+    assert unwritten(source, "test_attention") is expected
+
+
+def test_the_grader_says_when_the_test_is_not_written_yet(monkeypatch):
+    """The grader's path (judge.py) decides from the submitted your-test cell, without running it
+    (no sandbox is started here: running it would need one)."""
+    import nbformat
+
+    from transformer_debug import grading
+    from transformer_debug.authoring.judge import JudgeSession
+    from transformer_debug.sandbox import Limits
+    cell = nbformat.v4.new_code_cell(RELEASED, metadata={"nbgrader": {"grade_id": "your-test"}})
+    session = JudgeSession(ROOT, None, nbformat.v4.new_notebook(cells=[cell]), sealed=False, limits=Limits())
+    monkeypatch.setattr(grading, "_judge", session)
+    with pytest.raises(AssertionError, match="your test is not written yet: test_attention still raises"):
+        grade_student_test("test_attention", "01_attention", "attention-code")
 
 
 def test_plots_draw_on_their_own_figures_and_leave_global_settings_alone():
@@ -163,3 +213,4 @@ def test_plots_draw_on_their_own_figures_and_leave_global_settings_alone():
     assert [p.get_height() for p in ax.patches] == [0.0, 0.5]
     assert dict(plt.rcParams) == before
     plt.close("all")
+

@@ -7,7 +7,7 @@ from conftest import ROOT, edit_cell
 from transformer_debug.authoring.builds import nbgrader
 from transformer_debug.authoring.catalog import Catalog
 from transformer_debug.authoring.checks import leaks, out_of_sync
-from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, ReleaseBugs
+from transformer_debug.authoring.nbgrader_plugin import AddRubric, DropGraderNotes, HideHiddenTests, ReleaseBugs
 
 NB01 = "source/01_attention/attention.ipynb"
 ASSIGNMENTS = Catalog.load(ROOT).assignments
@@ -24,20 +24,22 @@ def test_config_puts_release_bugs_in_place_of_clear_solutions():
     assert [ClearSolutions if p is ReleaseBugs else p for p in used] == defaults
     assert config.Execute.timeout and config.Execute.interrupt_on_timeout
     from nbgrader.converters import Autograde, GenerateFeedback
-    assert GenerateFeedback(config=config).preprocessors[0] is HideHiddenTests
+    assert GenerateFeedback(config=config).preprocessors[:2] == [DropGraderNotes, HideHiddenTests]
     # A submission never runs in nbgrader's own kernel: the sealed judge replaces Execute.
     from nbgrader.preprocessors import Execute
     from transformer_debug.authoring.nbgrader_plugin import JudgedExecute
     autograde = Autograde(config=config).autograde_preprocessors
     assert JudgedExecute in autograde and Execute not in autograde
+    # The grader's rubric goes in once the outputs are in, before nbgrader scores them.
+    assert autograde[autograde.index(JudgedExecute) + 1] is AddRubric
 
 
 @pytest.mark.slow
 def test_a_broken_config_stops_nbgrader_instead_of_using_defaults(course):
     config = course / "nbgrader_config.py"
-    config.write_text(config.read_text().replace(
-        "from transformer_debug.authoring.nbgrader_plugin import HideHiddenTests, JudgedExecute, ReleaseBugs",
-        "from transformer_debug.authoring.nbgrader_plugin import ReleaseBugz"))
+    text = config.read_text()
+    assert text.count("JudgedExecute, ReleaseBugs)") == 1
+    config.write_text(text.replace("JudgedExecute, ReleaseBugs)", "JudgedExecute, ReleaseBugz)"))
     proc = nbgrader(course, "generate_assignment", "01_attention", "--force", check=False)
     assert proc.returncode != 0
     assert "refusing to run with nbgrader's defaults" in proc.stdout + proc.stderr

@@ -11,9 +11,12 @@ through the same data-only encoding, so a test that breaks the rule fails there 
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import inspect
 import signal
 import sys
+import textwrap
 import threading
 import time
 import types
@@ -24,7 +27,7 @@ import torch
 from .sandbox import roundtrip
 
 __all__ = ["sandboxed", "StudentCodeError", "time_limit", "TimeLimitExceeded", "assert_close",
-           "implementations", "variant_sources", "grade_student_test"]
+           "implementations", "variant_sources", "grade_student_test", "unwritten", "NOT_WRITTEN"]
 
 # Set by the grader (transformer_debug.authoring.judge) while it runs a test cell; None in a
 # student's kernel, where tests run in one process.
@@ -147,6 +150,32 @@ def implementations(assignment: str, cell: str) -> dict[str | None, types.Simple
     return variants
 
 
+NOT_WRITTEN = ("your test is not written yet: {name} still raises NotImplementedError, as released. Write it "
+               "in its cell: it should pass on your fixed code and fail on each planted bug.")
+
+
+def unwritten(source: str, name: str) -> bool:
+    """True when the function `name` in `source` is still the released stub: its body, docstring
+    aside, is only `raise NotImplementedError` (with or without arguments). Decided from the code,
+    without running it: a written test that happens to raise NotImplementedError is not a stub."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return False
+    found = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and node.name == name]
+    if not found:
+        return False
+    body = found[-1].body  # the last definition is the one that runs
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
 def grade_student_test(test, assignment: str, cell: str, seconds: int = 20) -> None:
     """Mutation grading: the student's test must pass on the fixed code and fail on every bug.
 
@@ -175,6 +204,12 @@ def grade_student_test(test, assignment: str, cell: str, seconds: int = 20) -> N
 def _grade_locally(test, assignment: str, cell: str, seconds: int) -> dict[str | None, bool]:
     test_fn = sys._getframe(2).f_globals.get(test) if isinstance(test, str) else test
     assert callable(test_fn), f"your test should be a function named {test}, which takes the implementation"
+    name = getattr(test_fn, "__name__", str(test))
+    try:
+        source = inspect.getsource(test_fn)
+    except (OSError, TypeError):
+        source = ""  # no source to read (built in the kernel by exec): the test is run and judged as written
+    assert not unwritten(source, name), NOT_WRITTEN.format(name=name)
     passed = {}
     for bug, impl in implementations(assignment, cell).items():
         try:

@@ -13,6 +13,8 @@
   course grade [--workers K]      all three at once (a quick look, or a course without reports)
   course student-kit [--out D]    the library's wheel and requirements for students (no solutions)
   course bench [A ...]            timings: nbval, autograde per student, throughput (build/bench.json)
+  course answer-key [A ...]       one HTML page per assignment from bugs.toml (build/answer-key/)
+  course class-report [A ...]     per bug, how many graded students fixed it (build/class-report.*)
 """
 from __future__ import annotations
 
@@ -163,6 +165,27 @@ def cmd_bench(root: Path, args) -> int:
     return 0
 
 
+def cmd_answer_key(root: Path, args) -> int:
+    from .answerkey import write_answer_keys
+    catalog = Catalog.load(root)
+    catalog.check()
+    out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+    written = write_answer_keys(catalog, _assignments(catalog, args.assignments), out)
+    print(f"answer key: {len(written) - 1} page(s) and {out / 'index.html'}")
+    return 0
+
+
+def cmd_class_report(root: Path, args) -> int:
+    from .classreport import class_report, table, write_report
+    catalog = Catalog.load(root)
+    names = _assignments(catalog, args.assignments) if args.assignments else None
+    bug_rows, report_rows = class_report(root, catalog, names)
+    print(table(bug_rows, report_rows))
+    out = Path(args.out) if Path(args.out).is_absolute() else root / args.out
+    print("written: " + ", ".join(str(p) for p in write_report(bug_rows, report_rows, out)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", default="build/bench.json")
     p.set_defaults(run=cmd_bench)
+    p = sub.add_parser("answer-key", help="HTML answer key per assignment (bugs, fixes, tests, model report)")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--out", default="build/answer-key", help="folder for the pages (default: build/answer-key)")
+    p.set_defaults(run=cmd_answer_key)
+    p = sub.add_parser("class-report", help="per bug, how many graded students fixed it (reads gradebook.db)")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("--out", default="build/class-report", help="path without suffix for .csv and .html")
+    p.set_defaults(run=cmd_class_report)
     args = parser.parse_args(argv)
     try:
         root = args.root or find_course_root(Path.cwd())

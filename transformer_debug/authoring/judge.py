@@ -112,10 +112,12 @@ class JudgeSession:
     # -- grade_student_test
     def grade_student_test(self, test, assignment: str, cell: str, seconds: int) -> dict:
         name = test if isinstance(test, str) else getattr(test, "__name__", "")
-        code = ""
+        code, written = "", ""
         for c in self.notebook.cells:
             if c.cell_type == "code" and grade_id(c) == "your-test":
-                code = _definitions(c.source)
+                code, written = _definitions(c.source), c.source
+        # Still the released stub: say so, rather than "fails on a correct implementation" (read, not run).
+        assert not grading.unwritten(written, name), grading.NOT_WRITTEN.format(name=name)
         variants = grading.variant_sources(self.root, assignment, cell)
         passed: dict = {}
         try:

@@ -20,8 +20,9 @@ from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 
 from . import markers
 from .catalog import Catalog, find_course_root
+from .rubric import GRADER_ONLY, REPORT_CELL, rubric_markdown
 
-__all__ = ["ReleaseBugs", "HideHiddenTests", "JudgedExecute", "NotGraded"]
+__all__ = ["ReleaseBugs", "HideHiddenTests", "JudgedExecute", "NotGraded", "AddRubric", "DropGraderNotes"]
 
 
 class ReleaseBugs(ClearSolutions):
@@ -76,6 +77,42 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+def _grader_only(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("transformer_debug", {}).get(GRADER_ONLY))
+
+
+class DropGraderNotes(NbGraderPreprocessor):
+    """Feedback leaves out every cell only the grader may see (the rubric and model answer)."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [cell for cell in nb.cells if not _grader_only(cell)]
+        return nb, resources
+
+
+class AddRubric(NbGraderPreprocessor):
+    """Autograding puts the rubric and model answer right under the student's defect report.
+
+    The formgrader shows the autograded notebook, so the grader reads both next to the cell they
+    grade. The cell carries {"transformer_debug": {"grader_only": "rubric"}} and no nbgrader
+    metadata (it is not graded); DropGraderNotes removes it from the feedback.
+    """
+
+    def preprocess(self, nb, resources):
+        meta = resources["nbgrader"]
+        root = find_course_root(Path(resources.get("metadata", {}).get("path", ".")))
+        text = rubric_markdown(Catalog.load(root), meta["assignment"])
+        # A submission cannot bring its own "rubric": any cell it marked grader-only is dropped.
+        cells = [cell for cell in nb.cells if not _grader_only(cell)]
+        reports = [i for i, cell in enumerate(cells) if utils.is_grade(cell) and
+                   cell.metadata["nbgrader"].get("grade_id") == REPORT_CELL]
+        if not reports:  # deleted by the student: the grade is theirs to lose, the rubric still shows
+            text = f"**This submission has no `{REPORT_CELL}` cell.**\n\n" + text
+        rubric = nbformat.v4.new_markdown_cell(text, metadata={"transformer_debug": {GRADER_ONLY: "rubric"}})
+        cells.insert(reports[0] + 1 if reports else len(cells), rubric)
+        nb.cells = cells
+        return nb, resources
 
 
 class NotGraded(Exception):
