@@ -6,6 +6,7 @@ Read-only on the gradebook: nbgrader (the single writer, writer.py) writes it.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import json
@@ -214,6 +215,9 @@ def write_notes(root: Path, rows: list[Standing]) -> list[Path]:
     written = []
     for r in rows:
         folder = root / "feedback" / r.student / r.assignment
+        if r.status != "missing":  # submitted late after all: the old note would now be wrong
+            with contextlib.suppress(FileNotFoundError):
+                (folder / "not-submitted.txt").unlink()
         if r.status == "missing":
             folder.mkdir(parents=True, exist_ok=True)
             due = f" (due {r.duedate})" if r.duedate else ""
