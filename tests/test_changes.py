@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 from transformer_debug.authoring.changes import differences, keep_if_unchanged, sanitize_patterns, write_if_changed
-from transformer_debug.authoring.widget_ids import STATE, VIEW, stable_widget_ids
+from transformer_debug.authoring.stable import STATE, VIEW, merge_streams, stable_widget_ids
 
 NOTEBOOK = ROOT / "notebooks" / "04_blocks" / "blocks.ipynb"  # figures, a progress bar, ignored cells
 PATTERNS = sanitize_patterns(ROOT)
@@ -152,3 +152,17 @@ def test_an_unchanged_notebook_keeps_its_bytes_and_a_changed_one_is_written(tmp_
     assert path.read_bytes() != committed
     assert keep_if_unchanged(path, committed, PATTERNS) == []
     assert path.read_bytes() == committed
+
+
+def test_stream_chunks_are_written_the_same_way_on_every_run(pair):
+    one, two = pair
+    stream = nbformat.v4.new_output
+    for nb, chunks in ((one, ["a = 1\n", "b = 2\n"]), (two, ["a = 1", "\n", "b = 2\n"])):
+        nb.cells[-1].outputs = [*(stream("stream", name="stdout", text=t) for t in chunks),
+                                stream("stream", name="stderr", text="warning\n"),
+                                stream("stream", name="stdout", text="after the warning\n")]
+    assert _bytes_differ(one, two)
+    assert nbformat.writes(merge_streams(one)) == nbformat.writes(merge_streams(two))
+    # stdout and stderr stay apart and in their order, as JupyterLab shows them
+    assert [(o.name, o.text) for o in one.cells[-1].outputs] == [
+        ("stdout", "a = 1\nb = 2\n"), ("stderr", "warning\n"), ("stdout", "after the warning\n")]

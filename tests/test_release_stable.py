@@ -13,7 +13,7 @@ from conftest import ROOT
 from transformer_debug.authoring.builds import copy_course
 from transformer_debug.authoring.changes import SANITIZE_FILE
 from transformer_debug.authoring.cli import main
-from transformer_debug.authoring.widget_ids import STATE
+from transformer_debug.authoring.stable import STATE
 
 # The quickest notebook that has a progress bar (widgets) as well as figures.
 ASSIGNMENT, NAME = "07_optimizer", "optimizer.ipynb"

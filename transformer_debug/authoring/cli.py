@@ -25,7 +25,7 @@ from .catalog import Catalog, CatalogError, find_course_root
 from .checks import leaks, out_of_sync
 from .markers import MarkerError
 from .submissions import grade_all
-from .widget_ids import stable_widget_ids
+from .stable import stabilize
 
 
 def _assignments(catalog: Catalog, names: list[str]) -> list[str]:
@@ -71,7 +71,7 @@ def cmd_release(root: Path, args) -> int:
         out = root / "notebooks" / assignment / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
         fresh = execute(solution_notebook(root, assignment), cwd=out.parent)
-        stable_widget_ids(fresh, out.relative_to(root).as_posix())
+        stabilize(fresh, out.relative_to(root).as_posix())
         _report(root, out, write_if_changed(out, fresh, patterns))
         print(f"{assignment}: release/ and notebooks/ done ({time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0

@@ -1,11 +1,15 @@
-"""Widget ids that are the same on every run, so a re-executed notebook does not churn.
+"""Executed notebooks written the same way on every run, so a re-executed notebook does not churn.
 
-A tqdm progress bar in a notebook is a tree of ipywidgets models (a box, its bar and
-labels, their layouts and styles), and ipywidgets names each model with a random uuid4.
+Widget ids. A tqdm progress bar in a notebook is a tree of ipywidgets models (a box, its bar
+and labels, their layouts and styles), and ipywidgets names each model with a random uuid4.
 Those ids appear twice in the executed notebook: in the output that shows the widget
 (`model_id`) and in the notebook's widget-state metadata (as keys, and as "IPY_MODEL_<id>"
-references between models). Here every id is replaced by one derived from where the model
-sits: the notebook's name, the cell and output that show it, and the path from there.
+references between models). `stable_widget_ids` replaces every id by one derived from where
+the model sits: the notebook's name, the cell and output that show it, and the path from there.
+
+Stream chunks. `print("x")` reaches the notebook as one stream message or as "x" and "\n",
+depending on when the kernel flushes. `merge_streams` joins neighbouring outputs of the same
+stream, as JupyterLab shows them and as nbval compares them.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import json
 
 import nbformat
 
-__all__ = ["stable_widget_ids", "VIEW", "STATE"]
+__all__ = ["stabilize", "stable_widget_ids", "merge_streams", "VIEW", "STATE"]
 
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
@@ -75,3 +79,24 @@ def stable_widget_ids(nb: nbformat.NotebookNode, name: str) -> nbformat.Notebook
         nb.metadata.widgets[STATE]["state"] = nbformat.from_dict(
             {new[old]: _renamed(model, new) for old, model in sorted(state.items(), key=lambda kv: new[kv[0]])})
     return nb
+
+
+def merge_streams(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Join neighbouring outputs of the same stream (stdout, stderr) in every cell, in place."""
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (output.output_type == "stream" and last is not None and last.output_type == "stream"
+                    and last.name == output.name):
+                last.text += output.text
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
+    return nb
+
+
+def stabilize(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """Both of the above, in place; `name` (the notebook's path in the course) keeps notebooks' ids apart."""
+    return merge_streams(stable_widget_ids(nb, name))
