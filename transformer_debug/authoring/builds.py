@@ -59,10 +59,16 @@ def solution_notebook(root: Path, assignment: str, bugs: frozenset[str] = frozen
     return out
 
 
+# Inline figures as IPython draws them (bbox "tight"), without the PNG's "Software" text
+# (matplotlib's version), so a matplotlib upgrade alone changes no figure's bytes.
+FIGURE_KWARGS = {"bbox_inches": "tight", "metadata": {"Software": None}}
+
+
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 120) -> nbformat.NotebookNode:
     """Run every cell in a fresh kernel, in `cwd`; raise on the first error."""
     # No timing metadata: rebuilding an unchanged source must change no byte.
     NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                   extra_arguments=[f"--InlineBackend.print_figure_kwargs={FIGURE_KWARGS!r}"],
                    resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
 

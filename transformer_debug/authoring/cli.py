@@ -1,7 +1,8 @@
 """`course`: the course author's commands (the Makefile calls these).
 
   course check                    markers and bugs.toml agree
-  course release [A ...]          release/ with nbgrader, checked for leaks; notebooks/ executed
+  course release [A ...]          release/ with nbgrader, checked for leaks; notebooks/ executed;
+                                  a file is rewritten only for a change nbval or an author sees
   course assignments [A ...]      nbgrader generate_assignment for each: the gradebook knows them
   course build A [--bug ID] -o F  the solution, or a single-bug mutant, as a notebook
   course sync                     fail if release/ or notebooks/ are stale against source/
@@ -27,9 +28,11 @@ import nbformat
 
 from .bugmatrix import bug_matrix, summary, write_json
 from .builds import execute, nbgrader, read_source, solution_notebook
+from .changes import keep_if_unchanged, sanitize_patterns, write_if_changed
 from .catalog import Catalog, CatalogError, find_course_root
 from .checks import leaks, out_of_sync
 from .markers import MarkerError
+from .stable import stabilize
 from .submissions import autograde, export, feedback, grade_all
 
 
@@ -47,23 +50,38 @@ def cmd_check(root: Path, args) -> int:
     return 0
 
 
+def _report(root: Path, path: Path, reasons: list[str]) -> None:
+    """One line per generated file: rewritten and why, or kept as it was."""
+    rel = path.relative_to(root).as_posix()
+    if reasons:
+        print(f"  rewritten {rel}: {'; '.join(reasons)}")
+    else:
+        print(f"  kept      {rel}: nothing an author wrote or nbval compares has changed")
+
+
 def cmd_release(root: Path, args) -> int:
     catalog = Catalog.load(root)
     catalog.check()
+    patterns = sanitize_patterns(root)
     failed = 0
     for assignment in _assignments(catalog, args.assignments):
         start = time.perf_counter()
-        nbgrader(root, "generate_assignment", assignment, "--force")
         path, _ = read_source(root, assignment)
-        release = nbformat.read(root / "release" / assignment / path.name, as_version=4)
+        released = root / "release" / assignment / path.name
+        before = released.read_bytes() if released.exists() else None
+        nbgrader(root, "generate_assignment", assignment, "--force")
+        _report(root, released, keep_if_unchanged(released, before, patterns))
+        release = nbformat.read(released, as_version=4)
         problems = leaks(root, assignment, release)
         for problem in problems:
             print(f"LEAK {problem}", file=sys.stderr)
         failed += bool(problems)
         out = root / "notebooks" / assignment / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(execute(solution_notebook(root, assignment), cwd=out.parent), out)
-        print(f"{assignment}: release/ and notebooks/ written ({time.perf_counter() - start:.1f} s)")
+        fresh = execute(solution_notebook(root, assignment), cwd=out.parent)
+        stabilize(fresh, out.relative_to(root).as_posix())
+        _report(root, out, write_if_changed(out, fresh, patterns))
+        print(f"{assignment}: release/ and notebooks/ done ({time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0
 
 
@@ -86,12 +104,15 @@ def cmd_assignments(root: Path, args) -> int:
         api = NbGraderAPI(CourseDirectory(config=config), Authenticator(config=config), config=config)
         failed = 0
         for assignment in names:
+            path, _ = read_source(root, assignment)
+            released = root / "release" / assignment / path.name
+            before = released.read_bytes() if released.exists() else None
             outcome = api.generate_assignment(assignment, force=True, create=True)
             if not outcome.get("success"):
                 raise RuntimeError(f"nbgrader could not generate {assignment}: "
                                    + (outcome.get("error") or outcome.get("log") or "")[-2000:])
-            path, _ = read_source(root, assignment)
-            problems = leaks(root, assignment, nbformat.read(root / "release" / assignment / path.name, as_version=4))
+            keep_if_unchanged(released, before, [])  # git status stays clean (no outputs to compare)
+            problems = leaks(root, assignment, nbformat.read(released, as_version=4))
             for problem in problems:
                 print(f"LEAK {problem}", file=sys.stderr)
             failed += bool(problems)
