@@ -330,6 +330,7 @@ def feedback(root: Path, assignments: list[str] | None = None, students: list[st
               f"notes for {len(notes)} missing or NOT GRADED notebook(s), in feedback/")
         for line in failed:
             print(f"feedback FAILED for {line}")
+        print_table(rows, "\nThe class:")
         if waiting:
             print(f"no feedback yet for {len(waiting)} submission(s) whose reports await a grader: "
                   + ", ".join(f"{r.student} / {r.assignment}" for r in waiting)
