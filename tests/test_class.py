@@ -75,7 +75,9 @@ class Walk:
         out = ""
         for line in block.replace("01_attention", assignment).splitlines():
             if line.strip() and not line.startswith("#"):
-                out += self.run(line, self.course, self.env, step, ok=(0, 2) if may_fail and may_fail in line else (0,))
+                command = line.split("#")[0].strip().replace(assignment, "<A>")
+                out += self.run(line, self.course, self.env, f"{step}: {command}",
+                                ok=(0, 2) if may_fail and may_fail in line else (0,))
         return out
 
     def student_env(self, student: str) -> dict:
