@@ -305,7 +305,7 @@ def autograde(root: Path, assignments: list[str] | None = None, students: list[s
 
 
 def feedback(root: Path, assignments: list[str] | None = None, students: list[str] | None = None,
-             partial: bool = False) -> int:
+             partial: bool = False, table: bool = True) -> int:
     """nbgrader's feedback for every graded submission, plus notes for missing and NOT GRADED ones.
 
     A submission whose reports still await a grader gets no feedback unless `partial`: its
@@ -330,7 +330,8 @@ def feedback(root: Path, assignments: list[str] | None = None, students: list[st
               f"notes for {len(notes)} missing or NOT GRADED notebook(s), in feedback/")
         for line in failed:
             print(f"feedback FAILED for {line}")
-        print_table(rows, "\nThe class:")
+        if table:
+            print_table(rows, "\nThe class:")
         if waiting:
             print(f"no feedback yet for {len(waiting)} submission(s) whose reports await a grader: "
                   + ", ".join(f"{r.student} / {r.assignment}" for r in waiting)
@@ -365,7 +366,7 @@ def grade_all(root: Path, workers: int = 1, scheduler: str | None = None, sealed
         return 0
     code = autograde(root, workers=workers, scheduler=scheduler, sealed=sealed, local_cluster=local_cluster,
                      table=False)
-    feedback(root, partial=True)
+    feedback(root, partial=True, table=False)
     export(root)
     return code
 
