@@ -12,6 +12,7 @@ Not part of `make test`: it takes minutes to hours, by design.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -72,13 +73,15 @@ def _throughput(root: Path, assignments: list[str], students: int, workers: list
                 folder = course / "submitted" / f"student{n:02d}" / assignment
                 folder.mkdir(parents=True)
                 nbformat.write(nb, folder / path.name)
-        seconds = {}
+        seconds, load = {}, {}
         for k in workers:
             shutil.rmtree(course / "build" / "judged", ignore_errors=True)
+            shutil.rmtree(course / "build" / "autograded", ignore_errors=True)  # autograde all of them again
             start = time.perf_counter()
             grade_all(course, workers=k)
             seconds[k] = round(time.perf_counter() - start, 1)
-        return seconds
+            load[k] = round(os.getloadavg()[1], 2)  # 5-minute load at the end: was the machine busy?
+        return seconds, load
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -102,9 +105,9 @@ def bench(root: Path, assignments: list[str], students: int = 20, workers: tuple
             result["notebook_lines"][assignment] = lines
         print(f"{assignment}: nbval {nbval:.1f} s, judged in {statistics.median(wall):.1f} s", flush=True)
     if students:
-        seconds = _throughput(root, assignments, students, list(workers))
+        seconds, load = _throughput(root, assignments, students, list(workers))
         result["throughput"] = {"students": students, "assignments": len(assignments),
-                                "seconds_by_workers": seconds,
+                                "seconds_by_workers": seconds, "load_average_5min_by_workers": load,
                                 "speedup": round(seconds[workers[0]] / seconds[workers[-1]], 2)}
     session = root / "build" / "test-session.json"
     if session.exists():
