@@ -171,17 +171,21 @@ def _judge_all(jobs: list[dict], workers: int, scheduler: str | None, local_clus
             yield futures[future], future.result()
 
 
-def _gradebook_assignments(root: Path) -> set[str]:
-    """Assignments nbgrader knows (generate_assignment puts them in the gradebook)."""
+def _gradebook(root: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """What nbgrader knows: the assignments (generate_assignment adds them) and the
+    (student, assignment) pairs it has autograded."""
     import sqlite3
     db = root / "gradebook.db"
     if not db.exists():
-        return set()
+        return set(), set()
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
         try:
-            return {name for (name,) in con.execute("SELECT name FROM assignment")}
+            assignments = {name for (name,) in con.execute("SELECT name FROM assignment")}
+            graded = set(con.execute("SELECT s.student_id, a.name FROM submitted_assignment s "
+                                     "JOIN assignment a ON a.id = s.assignment_id"))
         except sqlite3.DatabaseError:
-            return set()
+            return set(), set()
+    return assignments, graded
 
 
 def _autograded_path(root: Path, assignment: str, student: str) -> Path:
@@ -221,7 +225,7 @@ def autograde(root: Path, assignments: list[str] | None = None, students: list[s
               "and can read, change or delete any file you can", file=sys.stderr)
     with _only_run(root):
         submissions = _pick(collect(root, catalog), assignments, students)
-        known = _gradebook_assignments(root)
+        known, in_gradebook = _gradebook(root)
         absent = sorted({s.assignment for s in submissions if s.assignment in catalog.assignments} - known)
         if absent:
             raise RuntimeError(f"{', '.join(absent)} not in the gradebook ({root / 'gradebook.db'}): nbgrader adds an "
@@ -253,7 +257,8 @@ def autograde(root: Path, assignments: list[str] | None = None, students: list[s
             if (sub.student, sub.assignment) in not_graded:
                 continue
             marker = _autograded_path(root, sub.assignment, sub.student)
-            if not regrade and _stored_keys(marker) == keys.get((sub.student, sub.assignment)):
+            if (not regrade and (sub.student, sub.assignment) in in_gradebook
+                    and _stored_keys(marker) == keys.get((sub.student, sub.assignment))):
                 unchanged.append(sub)
                 continue
             plan.setdefault(sub.assignment, []).append(sub.student)
