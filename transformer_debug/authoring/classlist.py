@@ -158,8 +158,8 @@ def print_table(rows: list[Standing], title: str = "") -> None:
         return
     header = ("student", "assignment", "status", "autograded", "report(s)", "late")
     lines = [(r.student, r.assignment, r.status, _points(r.auto, r.auto_max),
-              (f"awaiting grader" if r.awaiting else _points(r.manual, r.manual_max)) if r.manual_max or r.awaiting
-              else "-", f"{r.seconds_late / 3600:.1f} h" if r.seconds_late else "") for r in rows]
+              "awaiting grader" if r.awaiting else _points(r.manual, r.manual_max),
+              f"{r.seconds_late / 3600:.1f} h" if r.seconds_late else "") for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
     for line in (header, *lines):
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip())
